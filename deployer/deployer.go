@@ -1,0 +1,142 @@
+// Package deployer owns what a deploy is: find the compose services a push concerns, pull the
+// pushed image, and recreate those services' containers exactly as docker compose would.
+package deployer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultComposeVersion is the compose release berth imitates for a project none of whose
+// containers says which release made it.
+const DefaultComposeVersion = "5.6.0"
+
+// Request is one push that may trigger deploys, as every webhook source reports it.
+type Request struct {
+	Source     string    // the sender kind: dockerhub, distribution, …
+	Repository string    // as pushed: acme/web, ghcr.io/acme/web
+	Tag        string    // the pushed tag
+	Digest     string    // the pushed manifest digest, when the sender reports one
+	Pusher     string    // who pushed, when the sender says
+	PushedAt   time.Time // when the push happened, by the sender's clock; zero when unknown
+}
+
+// Ticket says what a request set in motion.
+type Ticket struct {
+	ID       string   `json:"id"`
+	Image    string   `json:"image"`
+	Services []string `json:"services"` // project/service of every service queued for redeploy
+}
+
+// Options configure a Deployer.
+type Options struct {
+	Projects       []ProjectSpec // the compose projects berth may redeploy
+	Owners         []string      // namespaces whose pushes are accepted
+	ComposeVersion string        // the compose release to imitate when no container says; default DefaultComposeVersion
+	Parallel       int           // services deployed at the same time; default 2
+	Logger         *slog.Logger
+}
+
+// Deployer matches pushes to compose services and redeploys them through the Engine API.
+type Deployer struct {
+	eng      engine
+	projects []ProjectSpec
+	owners   []string
+	version  string
+	log      *slog.Logger
+	queue    *queue
+}
+
+type job struct {
+	id      string
+	req     Request
+	image   imageRef
+	project ProjectSpec
+	service string
+}
+
+// New returns a Deployer that talks to the engine through eng (a *client.Client in production).
+// Deploys run on ctx: cancelling it abandons deploys in flight, so pass a context that outlives
+// request handling and use Wait for a graceful stop.
+func New(ctx context.Context, eng engine, o Options) *Deployer {
+	if o.ComposeVersion == "" {
+		o.ComposeVersion = DefaultComposeVersion
+	}
+	if o.Parallel == 0 {
+		o.Parallel = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger}
+	d.queue = newQueue(ctx, o.Parallel, d.runJob)
+	return d
+}
+
+// Deploy checks that req may be deployed, finds the services that run the pushed repository
+// and tag, and queues a redeploy of each. It returns at once; the deploys run in the background.
+// A request no service uses returns a Ticket with no services and no error.
+func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
+	pushed, err := parseImageRef(req.Repository + ":" + req.Tag)
+	if err != nil || req.Tag == "" {
+		return Ticket{}, Errorf(KindInvalid, "pushed image %q with tag %q is not a valid image reference", req.Repository, req.Tag)
+	}
+	if ns := firstSegment(pushed.Namespace()); !slices.Contains(d.owners, ns) {
+		return Ticket{}, Errorf(KindForbidden, "OWNER=%s does not allow namespace %s; set OWNER=%s to allow it",
+			strings.Join(d.owners, ","), ns, strings.Join(append(slices.Clone(d.owners), ns), ","))
+	}
+	t := Ticket{ID: newID(), Image: pushed.Familiar(), Services: []string{}}
+	var jobs []job
+	for _, spec := range d.projects {
+		p, err := loadProject(ctx, spec)
+		if err != nil {
+			return Ticket{}, err
+		}
+		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+			ref, err := parseImageRef(p.Services[name].Image)
+			if err != nil || !tracksTag(ref, pushed) {
+				continue
+			}
+			jobs = append(jobs, job{id: t.ID, req: req, image: pushed, project: spec, service: name})
+			t.Services = append(t.Services, p.Name+"/"+name)
+		}
+	}
+	for i, j := range jobs {
+		coalesced := d.queue.submit(t.Services[i], j)
+		d.log.Info("deploy queued", "deploy", t.ID, "service", t.Services[i], "image", t.Image, "coalesced", coalesced)
+	}
+	return t, nil
+}
+
+// Wait blocks until every queued deploy has finished, or ctx ends.
+func (d *Deployer) Wait(ctx context.Context) error { return d.queue.wait(ctx) }
+
+// QueueDepth is the number of services with a deploy running or waiting.
+func (d *Deployer) QueueDepth() int { return d.queue.depth() }
+
+func (d *Deployer) runJob(ctx context.Context, j job) {
+	log := d.log.With("deploy", j.id, "service", j.service, "image", j.image.Familiar())
+	start := time.Now()
+	if err := d.redeploy(ctx, log, j); err != nil {
+		log.Error("deploy failed", "err", err, "took", time.Since(start))
+		return
+	}
+	log.Info("deploy done", "took", time.Since(start))
+}
+
+func firstSegment(ns string) string {
+	first, _, _ := strings.Cut(ns, "/")
+	return first
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

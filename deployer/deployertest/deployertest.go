@@ -1,0 +1,177 @@
+// Package deployertest gives berth's tests a real Docker Engine and registry: it connects to
+// the engine named by DOCKER_HOST, skips (or fails, with BERTH_REQUIRE_ENGINE=1) when there is
+// none, and builds and pushes small HTTP images whose body names their version.
+package deployertest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+// Registry is the sandbox registry that the engine also uses as its Docker Hub mirror:
+// pushing Registry/acme/web:1 makes acme/web:1 pullable.
+func Registry() string {
+	if r := os.Getenv("REGISTRY"); r != "" {
+		return r
+	}
+	return "127.0.0.1:5000"
+}
+
+// Engine returns a client for the test engine, or skips the test when none answers, unless
+// BERTH_REQUIRE_ENGINE=1, where a missing engine fails the test.
+func Engine(t testing.TB) *client.Client {
+	t.Helper()
+	c, err := client.New(client.FromEnv)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	}
+	if err != nil {
+		msg := fmt.Sprintf("no Docker Engine reachable (DOCKER_HOST=%q): %v; start one with `eval \"$(../shared/sandbox/engine up)\"`", os.Getenv("DOCKER_HOST"), err)
+		if os.Getenv("BERTH_REQUIRE_ENGINE") == "1" {
+			t.Fatal(msg + " (BERTH_REQUIRE_ENGINE=1, so this is a failure)")
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ComposeCLI returns the path of a docker compose binary of the given version ("v5.6.0",
+// "v2.40.3") built by the sandbox, skipping or failing like Engine when it is missing.
+func ComposeCLI(t testing.TB, version string) string {
+	t.Helper()
+	dir := os.Getenv("BERTH_COMPOSE_DIR")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = home + "/.cache/berth-sandbox"
+	}
+	path := dir + "/docker-compose-" + version
+	if _, err := os.Stat(path); err != nil {
+		msg := fmt.Sprintf("docker compose %s not found at %s; build it with `../shared/sandbox/engine compose %s`", version, path, version)
+		if os.Getenv("BERTH_REQUIRE_ENGINE") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return path
+}
+
+// Compose runs the compose CLI at bin in dir with args and fails the test on error.
+func Compose(t testing.TB, bin, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// UniqueTag returns a tag no other test run uses, so tests can share one registry.
+func UniqueTag(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+// PushHTTPImage builds a busybox image whose HTTP server on port 80 answers body, and pushes it
+// to the sandbox registry as repo:tag (e.g. "acme/web", "1"). Extra Dockerfile lines go before CMD.
+func PushHTTPImage(t testing.TB, c *client.Client, repo, tag, body string, extra ...string) {
+	t.Helper()
+	dockerfile := "FROM busybox:1\n" +
+		"RUN mkdir -p /www && printf '%s' '" + body + "' > /www/index.html\n" +
+		strings.Join(extra, "\n") + "\n" +
+		`CMD ["httpd", "-f", "-p", "80", "-h", "/www"]` + "\n"
+	PushImage(t, c, repo, tag, dockerfile)
+}
+
+// PushImage builds dockerfile (a context of just that file) and pushes it as repo:tag.
+func PushImage(t testing.TB, c *client.Client, repo, tag, dockerfile string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ref := Registry() + "/" + repo + ":" + tag
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	_ = tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile))})
+	_, _ = tw.Write([]byte(dockerfile))
+	_ = tw.Close()
+	res, err := c.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true})
+	if err != nil {
+		t.Fatalf("build %s: %v", ref, err)
+	}
+	if err := drain(res.Body); err != nil {
+		t.Fatalf("build %s: %v", ref, err)
+	}
+	push, err := c.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: "e30="}) // base64 "{}"
+	if err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	if err := drain(push); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+}
+
+// drain reads a JSON message stream to its end and returns the first error it reports.
+func drain(r io.ReadCloser) error {
+	defer r.Close()
+	dec := json.NewDecoder(r)
+	for {
+		var m struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if m.Error != "" {
+			return fmt.Errorf("%s", m.Error)
+		}
+	}
+}
+
+// Get fetches url once and returns the body, or "" and the error.
+func Get(url string) (string, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), err
+}
+
+// Eventually polls cond every 50 ms until it holds or the bound passes; the bound is a
+// safety net against a hung test, not a performance assertion.
+func Eventually(t testing.TB, what string, bound time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s after %s", what, bound)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,52 @@
+package deployer
+
+import "testing"
+
+func TestParseImageRef(t *testing.T) {
+	tests := []struct {
+		in, want, familiar, ns string
+	}{
+		{"acme/web", "docker.io/acme/web:latest", "acme/web:latest", "acme"},
+		{"docker.io/acme/web:latest", "docker.io/acme/web:latest", "acme/web:latest", "acme"},
+		{"index.docker.io/acme/web:latest", "docker.io/acme/web:latest", "acme/web:latest", "acme"},
+		{"busybox:1", "docker.io/library/busybox:1", "busybox:1", "library"},
+		{"127.0.0.1:5000/acme/web:2", "127.0.0.1:5000/acme/web:2", "127.0.0.1:5000/acme/web:2", "acme"},
+		{"ghcr.io/acme/team/web:1.4.2", "ghcr.io/acme/team/web:1.4.2", "ghcr.io/acme/team/web:1.4.2", "acme/team"},
+	}
+	for _, tt := range tests {
+		r, err := parseImageRef(tt.in)
+		if err != nil {
+			t.Fatalf("parseImageRef(%q): %v", tt.in, err)
+		}
+		if r.String() != tt.want || r.Familiar() != tt.familiar || r.Namespace() != tt.ns {
+			t.Errorf("parseImageRef(%q) = %s / %s / %s, want %s / %s / %s", tt.in, r, r.Familiar(), r.Namespace(), tt.want, tt.familiar, tt.ns)
+		}
+	}
+	if _, err := parseImageRef("Not A Ref"); err == nil {
+		t.Error("parseImageRef accepted an invalid reference")
+	}
+}
+
+func TestTracksTag(t *testing.T) {
+	tests := []struct {
+		svc, pushed string
+		want        bool
+	}{
+		{"acme/web", "docker.io/acme/web:latest", true},
+		{"acme/web:latest", "index.docker.io/acme/web", true},
+		{"acme/web:1.2", "acme/web:latest", false},
+		{"acme/web:latest", "acme/web:1.2", false},
+		{"acme/api:latest", "acme/web:latest", false},
+		{"acme/web@sha256:" + sixtyFourHex, "acme/web:latest", false},
+		{"127.0.0.1:5000/acme/web:1", "acme/web:1", false},
+	}
+	for _, tt := range tests {
+		s, _ := parseImageRef(tt.svc)
+		p, _ := parseImageRef(tt.pushed)
+		if got := tracksTag(s, p); got != tt.want {
+			t.Errorf("tracksTag(%s, %s) = %v, want %v", tt.svc, tt.pushed, got, tt.want)
+		}
+	}
+}
+
+const sixtyFourHex = "deadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeef"

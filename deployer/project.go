@@ -1,0 +1,112 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// ProjectSpec says where a compose project lives, the way the compose CLI is told:
+// a project directory, compose files, a project name, env files and profiles. Empty fields
+// take the CLI's defaults (discovery of compose.yaml, .env, the directory name).
+type ProjectSpec struct {
+	Dir      string   // --project-directory
+	Files    []string // -f, or COMPOSE_FILE split on ':'
+	Name     string   // -p, or COMPOSE_PROJECT_NAME
+	EnvFiles []string // --env-file
+	Profiles []string // --profile, or COMPOSE_PROFILES
+	// Environ is the environment compose would inherit from its shell, as KEY=VALUE.
+	// Variables set here beat the project's .env, as in the CLI.
+	Environ []string
+}
+
+// loadProject reads the project the way `docker compose up` does (compose-go, the same option
+// order as the CLI), with labels and service environments resolved, ready to hash and create.
+func loadProject(ctx context.Context, spec ProjectSpec) (*types.Project, error) {
+	opts, err := cli.NewProjectOptions(spec.Files,
+		cli.WithWorkingDirectory(spec.Dir),
+		cli.WithEnv(spec.Environ),
+		cli.WithEnvFiles(spec.EnvFiles...),
+		cli.WithDotEnv,
+		cli.WithConfigFileEnv,
+		cli.WithDefaultConfigPath,
+		cli.WithEnvFiles(spec.EnvFiles...),
+		cli.WithDotEnv,
+		cli.WithDefaultProfiles(spec.Profiles...),
+		cli.WithName(spec.Name),
+		cli.WithResolvedPaths(true),
+		cli.WithoutEnvironmentResolution,
+	)
+	if err != nil {
+		return nil, Errorf(KindInvalid, "compose project in %s: %w", spec.Dir, err)
+	}
+	if len(opts.ConfigPaths) == 0 && len(spec.Files) == 0 {
+		wd, _ := opts.GetWorkingDir()
+		return nil, Errorf(KindInvalid, "no compose file found in %s or its parents (looked for compose.yaml, docker-compose.yml, …); set COMPOSE_FILE", wd)
+	}
+	project, err := opts.LoadProject(ctx)
+	if err != nil {
+		return nil, Errorf(KindInvalid, "load compose project: %w", err)
+	}
+	project, err = project.WithServicesEnvironmentResolved(true)
+	if err != nil {
+		return nil, Errorf(KindInvalid, "resolve service environment of project %s: %w", project.Name, err)
+	}
+	envFiles := ""
+	if len(spec.EnvFiles) > 0 {
+		envFiles = strings.Join(opts.EnvFiles, ",")
+	}
+	for name, s := range project.Services {
+		s.CustomLabels = map[string]string{
+			labelProject:    project.Name,
+			labelService:    name,
+			labelWorkingDir: project.WorkingDir,
+			labelConfigs:    strings.Join(project.ComposeFiles, ","),
+			labelOneoff:     "False",
+		}
+		if envFiles != "" {
+			s.CustomLabels[labelEnvFiles] = envFiles
+		}
+		project.Services[name] = s
+	}
+	return project, nil
+}
+
+// The labels compose writes on what it creates; docker compose finds its containers by them.
+const (
+	labelPrefix     = "com.docker.compose."
+	labelProject    = labelPrefix + "project"
+	labelService    = labelPrefix + "service"
+	labelVersion    = labelPrefix + "version"
+	labelWorkingDir = labelPrefix + "project.working_dir"
+	labelConfigs    = labelPrefix + "project.config_files"
+	labelEnvFiles   = labelPrefix + "project.environment_file"
+	labelOneoff     = labelPrefix + "oneoff"
+	labelImage      = labelPrefix + "image"
+	labelConfigHash = labelPrefix + "config-hash"
+	labelNumber     = labelPrefix + "container-number"
+	labelDependsOn  = labelPrefix + "depends_on"
+	labelReplace    = labelPrefix + "replace"
+	labelNetwork    = labelPrefix + "network"
+	labelVolume     = labelPrefix + "volume"
+)
+
+// serviceReplicas is how many containers compose keeps for the service.
+func serviceReplicas(s types.ServiceConfig) int {
+	n := s.GetScale()
+	if n < 0 {
+		return 1
+	}
+	return n
+}
+
+// containerName is the name compose gives replica n of the service.
+func containerName(project string, s types.ServiceConfig, n int) string {
+	if s.ContainerName != "" {
+		return s.ContainerName
+	}
+	return fmt.Sprintf("%s-%s-%d", project, s.Name, n)
+}

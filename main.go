@@ -1,0 +1,219 @@
+// Command berth redeploys docker compose services when a registry reports a push.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/moby/moby/client"
+
+	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/handler"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Environ(), os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "berth:", err)
+		os.Exit(1)
+	}
+}
+
+// minSecretLen keeps the URL secret out of guessing range.
+const minSecretLen = 16
+
+// config is berth's whole configuration, read from the environment.
+type config struct {
+	Owner           []string       `envconfig:"OWNER" required:"true"`
+	Secret          handler.Secret `envconfig:"SECRET"`
+	SecretFile      string         `envconfig:"SECRET_FILE"`
+	ProjectDir      string         `envconfig:"PROJECT_DIR" default:"."`
+	ComposeFile     string         `envconfig:"COMPOSE_FILE"`
+	ProjectName     string         `envconfig:"COMPOSE_PROJECT_NAME"`
+	Profiles        string         `envconfig:"COMPOSE_PROFILES"`
+	ComposeVersion  string         `envconfig:"COMPOSE_VERSION"`
+	ListenAddr      string         `envconfig:"LISTEN_ADDR" default:":8080"`
+	LogLevel        string         `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat       string         `envconfig:"LOG_FORMAT" default:"text"`
+	Parallel        int            `envconfig:"PARALLEL" default:"2"`
+	ShutdownTimeout time.Duration  `envconfig:"SHUTDOWN_TIMEOUT" default:"5m"`
+}
+
+// ownVars are the variables berth reads itself; they are kept out of the environment the
+// compose files are interpolated with, so ${SECRET} in a compose file cannot leak berth's.
+var ownVars = []string{"OWNER", "SECRET", "SECRET_FILE", "PROJECT_DIR", "COMPOSE_VERSION",
+	"LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT", "PARALLEL", "SHUTDOWN_TIMEOUT"}
+
+// loadConfig reads and checks the configuration; the error names the variable to fix.
+func loadConfig() (config, error) {
+	var c config
+	if err := envconfig.Process("", &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return c, fmt.Errorf("%s=%q is not a valid %s", pe.KeyName, pe.Value, pe.TypeName)
+		}
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	if c.SecretFile != "" {
+		if c.Secret != "" {
+			return c, errors.New("SECRET and SECRET_FILE are both set; set only one")
+		}
+		b, err := os.ReadFile(c.SecretFile)
+		if err != nil {
+			return c, fmt.Errorf("SECRET_FILE: %w", err)
+		}
+		c.Secret = handler.Secret(strings.TrimSpace(string(b)))
+	}
+	return c, c.validate()
+}
+
+// validate rejects values envconfig lets through (its required accepts an empty string).
+func (c config) validate() error {
+	c.Owner = slices.DeleteFunc(c.Owner, func(s string) bool { return strings.TrimSpace(s) == "" })
+	switch {
+	case len(c.Owner) == 0:
+		return errors.New("OWNER is empty; set it to the Docker Hub namespace(s) whose pushes berth may deploy, e.g. OWNER=acme")
+	case c.Secret == "":
+		return errors.New("SECRET is not set; set SECRET (or SECRET_FILE) to a random string of at least 16 characters, e.g. from `openssl rand -hex 24`")
+	case len(c.Secret) < minSecretLen:
+		return fmt.Errorf("SECRET is too short (%d characters); use at least %d, e.g. from `openssl rand -hex 24`", len(c.Secret), minSecretLen)
+	case c.Parallel < 1:
+		return fmt.Errorf("PARALLEL=%d must be at least 1", c.Parallel)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("LOG_FORMAT=%q must be text or json", c.LogFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("LOG_LEVEL=%q must be debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func (c config) logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// project turns the COMPOSE_* settings into the spec the deployer loads, resolving compose
+// files against the project directory as users expect of a mounted project.
+func (c config) project(environ []string) deployer.ProjectSpec {
+	spec := deployer.ProjectSpec{Dir: c.ProjectDir, Name: c.ProjectName}
+	if c.ComposeFile != "" {
+		for _, f := range strings.Split(c.ComposeFile, ":") {
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(c.ProjectDir, f)
+			}
+			spec.Files = append(spec.Files, f)
+		}
+	}
+	if c.Profiles != "" {
+		spec.Profiles = strings.Split(c.Profiles, ",")
+	}
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(ownVars, k) {
+			spec.Environ = append(spec.Environ, kv)
+		}
+	}
+	return spec
+}
+
+// run is berth: it returns when ctx ends (after a graceful stop) or on a fatal error.
+// Configuration comes from the process environment (envconfig reads it directly); environ is
+// the environment compose files are interpolated with.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 1 {
+		cmd = args[1]
+	}
+	switch cmd {
+	case "serve":
+	case "version", "--version":
+		fmt.Fprintln(stdout, "berth", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	log := cfg.logger(stderr)
+
+	docker, err := client.New(client.FromEnv)
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer docker.Close()
+
+	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeploys()
+	d := deployer.New(deployCtx, docker, deployer.Options{
+		Projects:       []deployer.ProjectSpec{cfg.project(environ)},
+		Owners:         cfg.Owner,
+		ComposeVersion: cfg.ComposeVersion,
+		Parallel:       cfg.Parallel,
+		Logger:         log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR=%s: %w", cfg.ListenAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler.NewServer(handler.Config{Secret: cfg.Secret}, d, log),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; letting deploys in flight finish", "timeout", cfg.ShutdownTimeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(stopCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := d.Wait(stopCtx); err != nil {
+		log.Warn("deploys still running at shutdown were abandoned", "err", err)
+	}
+	return nil
+}
+
+const usage = `usage: berth [serve|version|help]
+
+  serve    receive registry webhooks and redeploy compose services (default)
+  version  print the version
+
+Configuration is read from environment variables; see README.md.`

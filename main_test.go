@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/berth-dev/berth/deployer/deployertest"
+)
+
+const testSecret = "e2e-secret-0123456789abcdef"
+
+// syncBuffer collects berth's log while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startBerth runs berth in-process with env and returns its base URL and its log.
+func startBerth(t *testing.T, env map[string]string) (string, *syncBuffer) {
+	t.Helper()
+	base := map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug"}
+	for k, v := range env {
+		base[k] = v
+	}
+	for k, v := range base {
+		t.Setenv(k, v)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"berth"}, os.Environ(), io.Discard, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("berth exited with %v", err)
+		}
+	})
+	addr := regexp.MustCompile(`msg=listening addr=(\S+)`)
+	var url string
+	deployertest.Eventually(t, "berth to listen", 10*time.Second, func() bool {
+		if m := addr.FindStringSubmatch(logs.String()); m != nil {
+			url = "http://" + m[1]
+			return true
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("berth exited before listening: %v\n%s", err, logs.String())
+		default:
+		}
+		return false
+	})
+	deployertest.Eventually(t, "/healthz", 10*time.Second, func() bool {
+		_, err := deployertest.Get(url + "/healthz")
+		return err == nil
+	})
+	return url, logs
+}
+
+// dockerHubPayload is the Docker Hub fixture with its tag replaced.
+func dockerHubPayload(t *testing.T, tag string) string {
+	t.Helper()
+	b, err := os.ReadFile("handler/testdata/dockerhub-push.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(string(b), `"tag": "1.4.2"`, `"tag": "`+tag+`"`, 1)
+}
+
+func post(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// servicePort is the host port published for the container's port 80.
+func servicePort(ctx context.Context, c *client.Client, name string) (string, string, error) {
+	res, err := c.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil {
+		return "", "", err
+	}
+	for port, bindings := range res.Container.NetworkSettings.Ports {
+		if port.Num() == 80 && len(bindings) > 0 {
+			return res.Container.ID, bindings[0].HostPort, nil
+		}
+	}
+	return res.Container.ID, "", fmt.Errorf("%s publishes no port 80", name)
+}
+
+// writeProject lays out a compose project in a fresh directory and returns it.
+func writeProject(t *testing.T, name, compose string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestDockerHubPushRedeploysService(t *testing.T) {
+	eng := deployertest.Engine(t)
+	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	ctx := context.Background()
+	tag := deployertest.UniqueTag("e2e")
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
+
+	project := strings.ReplaceAll(tag, "-", "")
+	dir := writeProject(t, project, fmt.Sprintf(`services:
+  web:
+    image: acme/web:%s
+    init: true
+    ports: ["127.0.0.1::80"]
+    volumes: ["data:/data"]
+  other:
+    image: busybox:1
+    init: true
+    command: ["sleep", "3600"]
+volumes:
+  data: {}
+`, tag))
+	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
+	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	deployertest.Compose(t, compose, dir, "exec", "-T", "web", "sh", "-c", "echo kept > /data/marker")
+
+	webName, otherName := project+"-web-1", project+"-other-1"
+	before, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := eng.ContainerInspect(ctx, otherName, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": dir})
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")
+	start := time.Now()
+	status, body := post(t, url+"/webhook?secret="+testSecret, dockerHubPayload(t, tag))
+	if status != http.StatusAccepted || !strings.Contains(body, project+"/web") {
+		t.Fatalf("webhook answered %d %s, want 202 naming %s/web", status, body, project)
+	}
+	var got string
+	deployertest.Eventually(t, "the new version to answer", 60*time.Second, func() bool {
+		_, port, err := servicePort(ctx, eng, webName)
+		if err != nil || port == "" {
+			return false
+		}
+		got, _ = deployertest.Get("http://127.0.0.1:" + port + "/")
+		return got == "version 2"
+	})
+	t.Logf("webhook → new version answering: %s", time.Since(start))
+
+	after, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Container.ID == before.Container.ID {
+		t.Fatal("web was not recreated")
+	}
+	if _, err := eng.ContainerInspect(ctx, before.Container.ID, client.ContainerInspectOptions{}); err == nil {
+		t.Error("the old web container still exists")
+	}
+	for _, k := range []string{"com.docker.compose.project", "com.docker.compose.service", "com.docker.compose.container-number",
+		"com.docker.compose.oneoff", "com.docker.compose.config-hash", "com.docker.compose.project.working_dir",
+		"com.docker.compose.project.config_files", "com.docker.compose.version", "com.docker.compose.depends_on"} {
+		if a, b := after.Container.Config.Labels[k], before.Container.Config.Labels[k]; a != b {
+			t.Errorf("label %s = %q after berth, %q from compose", k, a, b)
+		}
+	}
+	if after.Container.Config.Labels["com.docker.compose.image"] == before.Container.Config.Labels["com.docker.compose.image"] {
+		t.Error("com.docker.compose.image label still names the old image")
+	}
+	if r := after.Container.Config.Labels["com.docker.compose.replace"]; r != "web-1" {
+		t.Errorf("com.docker.compose.replace = %q, want web-1", r)
+	}
+	if out := deployertest.Compose(t, compose, dir, "exec", "-T", "web", "cat", "/data/marker"); strings.TrimSpace(out) != "kept" {
+		t.Errorf("named volume data after redeploy = %q, want kept", out)
+	}
+	if now, err := eng.ContainerInspect(ctx, otherName, client.ContainerInspectOptions{}); err != nil || now.Container.ID != other.Container.ID {
+		t.Errorf("service other was touched (err %v)", err)
+	}
+	// A later `docker compose up -d` must find nothing to change.
+	out := deployertest.Compose(t, compose, dir, "up", "-d")
+	if now, _ := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{}); now.Container.ID != after.Container.ID {
+		t.Errorf("docker compose up -d recreated berth's container:\n%s", out)
+	}
+	if strings.Contains(logs.String(), testSecret) {
+		t.Error("the secret appears in berth's log")
+	}
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "level=ERROR") {
+			t.Errorf("error logged: %s", sc.Text())
+		}
+	}
+}
