@@ -41,6 +41,9 @@ type Options struct {
 	ComposeVersion string        // the compose release to imitate when no container says; default DefaultComposeVersion
 	Parallel       int           // services deployed at the same time; default 2
 	Logger         *slog.Logger
+	// OnRecord, if set, receives the Record of every finished deploy (history, metrics and
+	// notifications hang off it). It runs on the deploy's goroutine: keep it quick.
+	OnRecord func(Record)
 }
 
 // Deployer matches pushes to compose services and redeploys them through the Engine API.
@@ -51,14 +54,16 @@ type Deployer struct {
 	version  string
 	log      *slog.Logger
 	queue    *queue
+	onRecord func(Record)
 }
 
 type job struct {
 	id      string
 	req     Request
 	image   imageRef
-	project ProjectSpec
-	service string
+	project     ProjectSpec
+	projectName string
+	service     string
 }
 
 // New returns a Deployer that talks to the engine through eng (a *client.Client in production).
@@ -74,7 +79,10 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger}
+	if o.OnRecord == nil {
+		o.OnRecord = func(Record) {}
+	}
+	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	return d
 }
@@ -103,7 +111,7 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 			if err != nil || !tracksTag(ref, pushed) {
 				continue
 			}
-			jobs = append(jobs, job{id: t.ID, req: req, image: pushed, project: spec, service: name})
+			jobs = append(jobs, job{id: t.ID, req: req, image: pushed, project: spec, projectName: p.Name, service: name})
 			t.Services = append(t.Services, p.Name+"/"+name)
 		}
 	}
@@ -122,12 +130,20 @@ func (d *Deployer) QueueDepth() int { return d.queue.depth() }
 
 func (d *Deployer) runJob(ctx context.Context, j job) {
 	log := d.log.With("deploy", j.id, "service", j.service, "image", j.image.Familiar())
-	start := time.Now()
-	if err := d.redeploy(ctx, log, j); err != nil {
-		log.Error("deploy failed", "err", err, "took", time.Since(start))
-		return
+	rec := Record{
+		ID: j.id, Project: j.projectName, Service: j.service, Source: j.req.Source, Repository: j.req.Repository,
+		Tag: j.req.Tag, Digest: j.req.Digest, Pusher: j.req.Pusher, PushedAt: j.req.PushedAt,
+		Started: time.Now(), Outcome: OutcomeDeployed, Steps: []Step{},
 	}
-	log.Info("deploy done", "took", time.Since(start))
+	err := d.redeploy(ctx, log, j)
+	rec.Duration = time.Since(rec.Started)
+	if err != nil {
+		rec.Outcome, rec.Error = OutcomeFailed, err.Error()
+		log.Error("deploy failed", "err", err, "took", rec.Duration)
+	} else {
+		log.Info("deploy done", "took", rec.Duration)
+	}
+	d.onRecord(rec)
 }
 
 func firstSegment(ns string) string {
