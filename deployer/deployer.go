@@ -58,9 +58,9 @@ type Deployer struct {
 }
 
 type job struct {
-	id      string
-	req     Request
-	image   imageRef
+	id          string
+	req         Request
+	image       imageRef
 	project     ProjectSpec
 	projectName string
 	service     string
