@@ -34,30 +34,57 @@ func main() {
 	}
 }
 
-// minSecretLen keeps the URL secret out of guessing range.
+// minSecretLen keeps every shared secret out of guessing range.
 const minSecretLen = 16
 
 // config is berth's whole configuration, read from the environment.
 type config struct {
-	Owner           []string       `envconfig:"OWNER" required:"true"`
-	Secret          handler.Secret `envconfig:"SECRET"`
-	SecretFile      string         `envconfig:"SECRET_FILE"`
-	ProjectDir      string         `envconfig:"PROJECT_DIR" default:"."`
-	ComposeFile     string         `envconfig:"COMPOSE_FILE"`
-	ProjectName     string         `envconfig:"COMPOSE_PROJECT_NAME"`
-	Profiles        string         `envconfig:"COMPOSE_PROFILES"`
-	ComposeVersion  string         `envconfig:"COMPOSE_VERSION"`
-	ListenAddr      string         `envconfig:"LISTEN_ADDR" default:":8080"`
-	LogLevel        string         `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat       string         `envconfig:"LOG_FORMAT" default:"text"`
-	Parallel        int            `envconfig:"PARALLEL" default:"2"`
-	ShutdownTimeout time.Duration  `envconfig:"SHUTDOWN_TIMEOUT" default:"5m"`
+	Owner           []string      `envconfig:"OWNER" required:"true"`
+	ProjectDir      string        `envconfig:"PROJECT_DIR" default:"."`
+	ComposeFile     string        `envconfig:"COMPOSE_FILE"`
+	ProjectName     string        `envconfig:"COMPOSE_PROJECT_NAME"`
+	Profiles        string        `envconfig:"COMPOSE_PROFILES"`
+	ComposeVersion  string        `envconfig:"COMPOSE_VERSION"`
+	ListenAddr      string        `envconfig:"LISTEN_ADDR" default:":8080"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text"`
+	Parallel        int           `envconfig:"PARALLEL" default:"2"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"5m"`
+
+	// Webhook credentials, one variable per sender kind (see credentialVars); not envconfig's.
+	Webhooks handler.Config `ignored:"true"`
+}
+
+// credentialVar is the variable holding one sender kind's credential: a comma-separated list,
+// so a new value can be added before the old one is removed, or read from VAR_FILE instead.
+type credentialVar struct {
+	env  string
+	kind string
+	dst  func(*handler.Config) *handler.Secrets
+}
+
+// credentialVars lists every sender kind's credential variable. SECRET keeps its historical
+// name and is Docker Hub's URL secret only; Quay has its own.
+var credentialVars = []credentialVar{
+	{"SECRET", "Docker Hub URL secret", func(c *handler.Config) *handler.Secrets { return &c.DockerHub }},
+	{"QUAY_SECRET", "Quay URL secret", func(c *handler.Config) *handler.Secrets { return &c.Quay }},
+	{"DISTRIBUTION_TOKEN", "distribution registry bearer token", func(c *handler.Config) *handler.Secrets { return &c.Distribution }},
+	{"GHCR_SECRET", "GitHub webhook secret", func(c *handler.Config) *handler.Secrets { return &c.GHCR }},
+	{"HARBOR_AUTH_HEADER", "Harbor Auth Header", func(c *handler.Config) *handler.Secrets { return &c.Harbor }},
+	{"GITEA_SECRET", "Gitea/Forgejo webhook secret", func(c *handler.Config) *handler.Secrets { return &c.Gitea }},
+	{"STANDARD_WEBHOOKS_SECRET", "Standard Webhooks secret", func(c *handler.Config) *handler.Secrets { return &c.StandardWebhooks }},
 }
 
 // ownVars are the variables berth reads itself; they are kept out of the environment the
 // compose files are interpolated with, so ${SECRET} in a compose file cannot leak berth's.
-var ownVars = []string{"OWNER", "SECRET", "SECRET_FILE", "PROJECT_DIR", "COMPOSE_VERSION",
-	"LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT", "PARALLEL", "SHUTDOWN_TIMEOUT"}
+func ownVars() []string {
+	vars := []string{"OWNER", "PROJECT_DIR", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
+		"PARALLEL", "SHUTDOWN_TIMEOUT"}
+	for _, v := range credentialVars {
+		vars = append(vars, v.env, v.env+"_FILE")
+	}
+	return vars
+}
 
 // loadConfig reads and checks the configuration; the error names the variable to fix.
 func loadConfig() (config, error) {
@@ -69,15 +96,20 @@ func loadConfig() (config, error) {
 		}
 		return c, fmt.Errorf("configuration: %w", err)
 	}
-	if c.SecretFile != "" {
-		if c.Secret != "" {
-			return c, errors.New("SECRET and SECRET_FILE are both set; set only one")
+	for _, v := range credentialVars {
+		value, file := os.Getenv(v.env), os.Getenv(v.env+"_FILE")
+		if file != "" {
+			if value != "" {
+				return c, fmt.Errorf("%s and %s_FILE are both set; set only one", v.env, v.env)
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return c, fmt.Errorf("%s_FILE: %w", v.env, err)
+			}
+			// One value per line or comma-separated, as in the variable.
+			value = strings.ReplaceAll(string(b), "\n", ",")
 		}
-		b, err := os.ReadFile(c.SecretFile)
-		if err != nil {
-			return c, fmt.Errorf("SECRET_FILE: %w", err)
-		}
-		c.Secret = handler.Secret(strings.TrimSpace(string(b)))
+		*v.dst(&c.Webhooks) = handler.ParseSecrets(value)
 	}
 	return c, c.validate()
 }
@@ -88,10 +120,6 @@ func (c config) validate() error {
 	switch {
 	case len(c.Owner) == 0:
 		return errors.New("OWNER is empty; set it to the Docker Hub namespace(s) whose pushes berth may deploy, e.g. OWNER=acme")
-	case c.Secret == "":
-		return errors.New("SECRET is not set; set SECRET (or SECRET_FILE) to a random string of at least 16 characters, e.g. from `openssl rand -hex 24`")
-	case len(c.Secret) < minSecretLen:
-		return fmt.Errorf("SECRET is too short (%d characters); use at least %d, e.g. from `openssl rand -hex 24`", len(c.Secret), minSecretLen)
 	case c.Parallel < 1:
 		return fmt.Errorf("PARALLEL=%d must be at least 1", c.Parallel)
 	case c.LogFormat != "text" && c.LogFormat != "json":
@@ -100,6 +128,35 @@ func (c config) validate() error {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("LOG_LEVEL=%q must be debug, info, warn or error", c.LogLevel)
+	}
+	return c.validateCredentials()
+}
+
+// validateCredentials wants at least one sender kind enabled and every credential strong enough.
+func (c config) validateCredentials() error {
+	var names []string
+	enabled := 0
+	for _, v := range credentialVars {
+		names = append(names, v.env)
+		secrets := *v.dst(&c.Webhooks)
+		enabled += min(len(secrets), 1)
+		for i, s := range secrets {
+			n := len(s)
+			if v.env == "STANDARD_WEBHOOKS_SECRET" {
+				key, err := handler.WebhookKey(s)
+				if err != nil || !strings.HasPrefix(string(s), "whsec_") {
+					return fmt.Errorf("STANDARD_WEBHOOKS_SECRET value %d is not whsec_<base64>, e.g. whsec_$(openssl rand -base64 32)", i+1)
+				}
+				n = len(key)
+			}
+			if n < minSecretLen {
+				return fmt.Errorf("%s value %d is too short (%d characters); use at least %d, e.g. from `openssl rand -hex 24`", v.env, i+1, n, minSecretLen)
+			}
+		}
+	}
+	if enabled == 0 {
+		return fmt.Errorf("no webhook sender is enabled; set at least one of %s (a random string of at least %d characters, e.g. from `openssl rand -hex 24`)",
+			strings.Join(names, ", "), minSecretLen)
 	}
 	return nil
 }
@@ -131,7 +188,7 @@ func (c config) project(environ []string) deployer.ProjectSpec {
 	}
 	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(ownVars, k) {
+		if !slices.Contains(ownVars(), k) {
 			spec.Environ = append(spec.Environ, kv)
 		}
 	}
@@ -184,7 +241,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("LISTEN_ADDR=%s: %w", cfg.ListenAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           handler.NewServer(handler.Config{Secret: cfg.Secret}, d, log),
+		Handler:           handler.NewServer(cfg.Webhooks, d, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

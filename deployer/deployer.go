@@ -95,6 +95,11 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 	if err != nil || req.Tag == "" {
 		return Ticket{}, Errorf(KindInvalid, "pushed image %q with tag %q is not a valid image reference", req.Repository, req.Tag)
 	}
+	if req.Digest != "" {
+		if _, err := pinnedRef(req.Repository, req.Digest); err != nil {
+			return Ticket{}, err
+		}
+	}
 	if ns := firstSegment(pushed.Namespace()); !slices.Contains(d.owners, ns) {
 		return Ticket{}, Errorf(KindForbidden, "OWNER=%s does not allow namespace %s; set OWNER=%s to allow it",
 			strings.Join(d.owners, ","), ns, strings.Join(append(slices.Clone(d.owners), ns), ","))

@@ -32,7 +32,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job) error 
 		return err
 	}
 	log.Info("pull", "ref", s.Image)
-	if err := d.pull(ctx, s.Image); err != nil {
+	if err := d.pullPinned(ctx, s.Image, j.req.Digest); err != nil {
 		return err
 	}
 	img, err := d.eng.ImageInspect(ctx, s.Image)

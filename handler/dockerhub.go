@@ -1,8 +1,9 @@
 package handler
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -13,12 +14,19 @@ import (
 // dockerHub receives Docker Hub repository webhooks. Docker Hub signs nothing and sends no
 // identifying header, so the only credential is the secret in the URL's query. Its
 // callback_url is retired and is never called.
-type dockerHub struct{ secret Secret }
+type dockerHub struct{ secrets Secrets }
 
 func (dockerHub) name() string { return "dockerhub" }
 
-func (h dockerHub) authenticate(r *http.Request, _ []byte) error {
-	if !h.secret.Equal(r.URL.Query().Get("secret")) {
+func (h dockerHub) enabled() error {
+	if len(h.secrets) == 0 {
+		return disabled("Docker Hub", "SECRET")
+	}
+	return nil
+}
+
+func (h dockerHub) authenticate(r *http.Request, _ []byte, _ time.Time) error {
+	if !h.secrets.Equal(r.URL.Query().Get("secret")) {
 		return errUnauthorized
 	}
 	return nil
@@ -37,10 +45,10 @@ type dockerHubPayload struct {
 	} `json:"repository"`
 }
 
-func (dockerHub) parse(body []byte) ([]deployer.Request, error) {
+func (dockerHub) parse(_ *http.Request, body []byte) (delivery, error) {
 	var p dockerHubPayload
 	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, badRequest("body is not a Docker Hub webhook: %v", err)
+		return delivery{}, badRequest("body is not a Docker Hub webhook: %v", err)
 	}
 	var missing []string
 	if p.Repository == nil || p.Repository.RepoName == "" && (p.Repository.Namespace == "" || p.Repository.Name == "") {
@@ -50,7 +58,7 @@ func (dockerHub) parse(body []byte) ([]deployer.Request, error) {
 		missing = append(missing, "push_data.tag")
 	}
 	if len(missing) > 0 {
-		return nil, badRequest("Docker Hub payload lacks %s", strings.Join(missing, " and "))
+		return delivery{}, badRequest("Docker Hub payload lacks %s", strings.Join(missing, " and "))
 	}
 	repo := p.Repository.RepoName
 	if repo == "" {
@@ -62,15 +70,14 @@ func (dockerHub) parse(body []byte) ([]deployer.Request, error) {
 		ns = "library"
 	}
 	if p.Repository.Namespace != "" && p.Repository.Namespace != ns {
-		return nil, badRequest("Docker Hub payload is inconsistent: repository.namespace %q but repo_name %q", p.Repository.Namespace, repo)
+		return delivery{}, badRequest("Docker Hub payload is inconsistent: repository.namespace %q but repo_name %q", p.Repository.Namespace, repo)
 	}
 	req := deployer.Request{Source: "dockerhub", Repository: repo, Tag: p.PushData.Tag, Pusher: p.PushData.Pusher}
 	if p.PushData.PushedAt > 0 {
 		req.PushedAt = time.Unix(p.PushData.PushedAt, 0).UTC()
 	}
-	return []deployer.Request{req}, nil
-}
-
-func badRequest(format string, args ...any) error {
-	return &deployer.Error{Kind: deployer.KindInvalid, Msg: fmt.Sprintf(format, args...)}
+	// Docker Hub gives no delivery id, but a multi-arch push can arrive as several
+	// byte-identical deliveries (same pushed_at): the body's hash makes them one.
+	sum := sha256.Sum256(body)
+	return delivery{pushes: []push{{id: hex.EncodeToString(sum[:]), req: req}}}, nil
 }

@@ -2,7 +2,9 @@ package handler
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/berth-dev/berth/deployer"
 )
@@ -13,11 +15,20 @@ var (
 	errTooLarge     = errors.New("request body is larger than 1 MiB")
 )
 
+// staleError is a correctly signed delivery whose signed timestamp is outside the window.
+type staleError struct{ sent, now time.Time }
+
+func (e staleError) Error() string {
+	return fmt.Sprintf("webhook-timestamp %s is more than %s away from berth's clock (%s); check both clocks",
+		e.sent.UTC().Format(time.RFC3339), maxSkew, e.now.UTC().Format(time.RFC3339))
+}
+
 // statusFor is the one place that turns an error into an HTTP status.
 func statusFor(err error) int {
 	var maxBytes *http.MaxBytesError
+	var stale staleError
 	switch {
-	case errors.Is(err, errUnauthorized):
+	case errors.Is(err, errUnauthorized), errors.As(err, &stale):
 		return http.StatusUnauthorized
 	case errors.Is(err, errTooLarge), errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge
@@ -38,15 +49,28 @@ func statusFor(err error) int {
 }
 
 // publicMessage is what the caller may read about err: nothing for authentication failures
-// (no hints to a guesser) and internal errors, the full message otherwise.
+// (no hints to a guesser) and internal errors, the full message otherwise. A stale timestamp
+// is only reported after its signature verified, so its message helps the key's holder alone.
 func publicMessage(err error, status int) string {
-	switch status {
-	case http.StatusUnauthorized:
+	var stale staleError
+	switch {
+	case errors.As(err, &stale):
+		return stale.Error()
+	case status == http.StatusUnauthorized:
 		return "unauthorized"
-	case http.StatusInternalServerError:
+	case status == http.StatusInternalServerError:
 		return "internal error; see berth's log"
-	case http.StatusRequestEntityTooLarge:
+	case status == http.StatusRequestEntityTooLarge:
 		return errTooLarge.Error()
 	}
 	return err.Error()
+}
+
+func badRequest(format string, args ...any) error {
+	return &deployer.Error{Kind: deployer.KindInvalid, Msg: fmt.Sprintf(format, args...)}
+}
+
+// disabled is the answer for a source kind that has no credential configured.
+func disabled(kind, envVar string) error {
+	return badRequest("%s webhooks are disabled: berth has no credential for them; set %s (or %s_FILE) to enable them", kind, envVar, envVar)
 }

@@ -1,8 +1,12 @@
 package handler
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"log/slog"
+	"strings"
 )
 
 // Secret is a shared secret. It never prints: String, GoString and LogValue all redact it,
@@ -25,4 +29,51 @@ func (s Secret) Equal(presented string) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(s), []byte(presented)) == 1
+}
+
+// Secrets are the accepted values of one credential: several while one is being rotated out.
+// An empty list disables the source kind it belongs to.
+type Secrets []Secret
+
+// ParseSecrets splits a comma-separated list, dropping blanks around and between entries.
+func ParseSecrets(s string) Secrets {
+	var out Secrets
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, Secret(v))
+		}
+	}
+	return out
+}
+
+// Equal reports whether presented equals any of the secrets. Every secret is compared, so the
+// time taken does not say which one matched.
+func (ss Secrets) Equal(presented string) bool {
+	ok := false
+	for _, s := range ss {
+		if s.Equal(presented) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// validHMAC reports whether sig is the hex HMAC-SHA256 of body under any of the secrets.
+func (ss Secrets) validHMAC(body []byte, sig string) bool {
+	want, err := hex.DecodeString(sig)
+	if err != nil || len(want) != sha256.Size {
+		return false
+	}
+	ok := false
+	for _, s := range ss {
+		if s == "" {
+			continue
+		}
+		m := hmac.New(sha256.New, []byte(s))
+		m.Write(body)
+		if hmac.Equal(m.Sum(nil), want) {
+			ok = true
+		}
+	}
+	return ok
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/deployer"
 )
@@ -16,21 +17,56 @@ import (
 // maxBody bounds a webhook body; real payloads are a few KiB.
 const maxBody = 1 << 20
 
+// maxPushes bounds the deploy requests one delivery may carry: each costs a compose project
+// load, and real deliveries carry a handful.
+const maxPushes = 64
+
 // Deployer is what the handler needs from the deployer.
 type Deployer interface {
 	Deploy(ctx context.Context, req deployer.Request) (deployer.Ticket, error)
 }
 
-// Config holds the credentials of the webhook senders.
+// Config holds the credentials of the webhook senders, one list per source kind (several
+// values while one is rotated out). A kind with no credential is disabled.
 type Config struct {
-	Secret Secret // the secret Docker Hub presents in the URL's query
+	DockerHub        Secrets // the secret Docker Hub presents in the URL's query (?secret=)
+	Quay             Secrets // the secret Quay presents in the URL's query (?secret=)
+	Distribution     Secrets // bearer tokens a distribution registry sends as Authorization
+	GHCR             Secrets // GitHub webhook secrets (HMAC-SHA256 in X-Hub-Signature-256)
+	Harbor           Secrets // Harbor's "Auth Header" values, sent verbatim as Authorization
+	Gitea            Secrets // Gitea/Forgejo webhook secrets (bare hex HMAC-SHA256)
+	StandardWebhooks Secrets // Standard Webhooks keys, whsec_<base64>
+	// Now is the clock timestamps are checked against; time.Now when nil.
+	Now func() time.Time
+	// RecentDeliveries is how many delivery ids are remembered to spot repeats; 4096 when 0.
+	RecentDeliveries int
 }
 
 // source is one kind of webhook sender: how it proves who it is and what its payload means.
 type source interface {
 	name() string
-	authenticate(r *http.Request, body []byte) error
-	parse(body []byte) ([]deployer.Request, error)
+	// enabled is nil when the kind has a credential, else a bad request saying how to enable it.
+	enabled() error
+	// authenticate checks the request with this kind's own credential; now is berth's clock.
+	authenticate(r *http.Request, body []byte, now time.Time) error
+	// parse turns an authenticated body into the pushes it reports.
+	parse(r *http.Request, body []byte) (delivery, error)
+}
+
+// delivery is what one webhook call reports.
+type delivery struct {
+	pushes  []push
+	ignored string // why nothing is deployed, when pushes is empty
+	// ackRefusals is set for senders that retry forever on any non-2xx answer and block their
+	// queue meanwhile (distribution): a push berth refuses (foreign namespace, bad reference)
+	// is then acknowledged with 200 and reported in the body instead of failing the call.
+	ackRefusals bool
+}
+
+// push is one pushed tag, with the sender's id for it (empty when the sender gives none).
+type push struct {
+	id  string
+	req deployer.Request
 }
 
 // NewServer returns berth's HTTP handler with every route.
@@ -42,36 +78,75 @@ func NewServer(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 
 // webhookResult is the JSON answer to a webhook that passed authentication.
 type webhookResult struct {
-	Status   string   `json:"status"` // "queued" or "ignored"
+	Status   string   `json:"status"` // "queued", "ignored" or "duplicate"
+	Source   string   `json:"source"`
 	Deploy   string   `json:"deploy,omitempty"`
 	Image    string   `json:"image,omitempty"`
 	Services []string `json:"services"`
 	Reason   string   `json:"reason,omitempty"`
+	Refused  []string `json:"refused,omitempty"` // pushes refused but acknowledged, with why
 }
 
-func handleWebhook(sources []source, d Deployer, log *slog.Logger) http.Handler {
+func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
+	sources := newSources(cfg)
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	seen := newRecent(cfg.RecentDeliveries)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		src := sources[0]
-		attrs := []any{"source", src.name(), "remote", r.RemoteAddr}
+		attrs := []any{"remote", r.RemoteAddr}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
 			writeError(w, log, err, attrs...)
 			return
 		}
-		if err := src.authenticate(r, body); err != nil {
-			writeError(w, log, err, attrs...)
-			return
-		}
-		reqs, err := src.parse(body)
+		src, err := sources.detect(r, body)
 		if err != nil {
 			writeError(w, log, err, attrs...)
 			return
 		}
-		res := webhookResult{Status: "ignored", Services: []string{}}
-		for _, req := range reqs {
-			attrs := append(attrs, "repository", req.Repository, "tag", req.Tag)
-			t, err := d.Deploy(r.Context(), req)
+		attrs = append(attrs, "source", src.name())
+		if err := src.enabled(); err != nil {
+			writeError(w, log, err, attrs...)
+			return
+		}
+		if err := src.authenticate(r, body, now()); err != nil {
+			writeError(w, log, err, attrs...)
+			return
+		}
+		dl, err := src.parse(r, body)
+		if err != nil {
+			writeError(w, log, err, attrs...)
+			return
+		}
+		if len(dl.pushes) > maxPushes {
+			writeError(w, log, badRequest("the delivery reports %d pushes; berth accepts at most %d in one call", len(dl.pushes), maxPushes), attrs...)
+			return
+		}
+		res := webhookResult{Status: "ignored", Source: src.name(), Services: []string{}, Reason: dl.ignored}
+		duplicates := 0
+		for _, p := range dl.pushes {
+			attrs := append(attrs, "repository", p.req.Repository, "tag", p.req.Tag, "digest", p.req.Digest)
+			key := ""
+			if p.id != "" {
+				key = src.name() + "\x00" + p.id + "\x00" + p.req.Repository + ":" + p.req.Tag
+				if !seen.add(key) {
+					duplicates++
+					log.Info("duplicate delivery", attrs...)
+					continue
+				}
+			}
+			t, err := d.Deploy(r.Context(), p.req)
 			if err != nil {
+				if key != "" {
+					seen.remove(key) // let the sender's retry through
+				}
+				if dl.ackRefusals && statusFor(err) < 500 {
+					log.Warn("push refused, acknowledged so the sender does not retry", append(attrs, "err", err)...)
+					res.Refused = append(res.Refused, p.req.Repository+":"+p.req.Tag+": "+err.Error())
+					continue
+				}
 				writeError(w, log, err, attrs...)
 				return
 			}
@@ -79,15 +154,21 @@ func handleWebhook(sources []source, d Deployer, log *slog.Logger) http.Handler 
 			if len(t.Services) > 0 {
 				res.Status, res.Deploy = "queued", t.ID
 				res.Services = append(res.Services, t.Services...)
+			} else if res.Reason == "" {
+				res.Reason = "no service in the compose project runs " + t.Image
 			}
 		}
-		status := http.StatusAccepted
-		if res.Status == "ignored" {
-			status = http.StatusOK
-			res.Reason = "no service in the compose project runs " + res.Image
+		status := http.StatusOK
+		switch {
+		case res.Status == "queued":
+			status, res.Reason = http.StatusAccepted, ""
+		case duplicates > 0 && duplicates == len(dl.pushes):
+			res.Status, res.Reason = "duplicate", "this delivery was already received"
+		case len(res.Refused) > 0 && res.Reason == "":
+			res.Reason = "every push was refused"
 		}
 		log.Info("webhook", append(attrs, "outcome", res.Status, "status", status, "deploy", res.Deploy,
-			"services", strings.Join(res.Services, ","))...)
+			"services", strings.Join(res.Services, ","), "reason", res.Reason)...)
 		writeJSON(w, status, res)
 	})
 }
@@ -112,4 +193,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// checkDigest accepts an OCI content digest (sha256:<64 hex> or sha512:<128 hex>) or nothing.
+func checkDigest(field, d string) error {
+	if d == "" {
+		return nil
+	}
+	alg, hexPart, _ := strings.Cut(d, ":")
+	want := map[string]int{"sha256": 64, "sha512": 128}[alg]
+	if want == 0 || len(hexPart) != want || strings.Trim(hexPart, "0123456789abcdef") != "" {
+		return badRequest("%s %q is not a content digest (sha256:<64 lowercase hex>)", field, d)
+	}
+	return nil
+}
+
+// repositoryOf strips a tag or digest from a reference such as harbor.acme.example/acme/web:1.4.2,
+// leaving the repository.
+func repositoryOf(ref string) string {
+	if i := strings.IndexByte(ref, '@'); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	return ref
 }
