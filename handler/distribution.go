@@ -3,9 +3,9 @@ package handler
 import (
 	"encoding/json"
 	"maps"
+	"net/http"
 	"slices"
 	"strconv"
-	"net/http"
 	"strings"
 	"time"
 
