@@ -105,9 +105,14 @@ func PushHTTPImage(t testing.TB, c *client.Client, repo, tag, body string, extra
 // PushImage builds dockerfile (a context of just that file) and pushes it as repo:tag.
 func PushImage(t testing.TB, c *client.Client, repo, tag, dockerfile string) {
 	t.Helper()
+	pushImageTo(t, c, Registry(), repo, tag, dockerfile)
+}
+
+func pushImageTo(t testing.TB, c *client.Client, registry, repo, tag, dockerfile string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ref := Registry() + "/" + repo + ":" + tag
+	ref := registry + "/" + repo + ":" + tag
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	_ = tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile))})
@@ -174,4 +179,35 @@ func Eventually(t testing.TB, what string, bound time.Duration, cond func() bool
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// PushHTTPImageTo is PushHTTPImage to another registry (host:port), e.g. one a test started.
+func PushHTTPImageTo(t testing.TB, c *client.Client, registry, repo, tag, body string) {
+	t.Helper()
+	dockerfile := "FROM busybox:1\n" +
+		"RUN mkdir -p /www && printf '%s' '" + body + "' > /www/index.html\n" +
+		`CMD ["httpd", "-f", "-p", "80", "-h", "/www"]` + "\n"
+	pushImageTo(t, c, registry, repo, tag, dockerfile)
+}
+
+// ManifestDigest asks registry (host:port, plain HTTP) which manifest digest repo:tag names.
+func ManifestDigest(t testing.TB, registry, repo, tag string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodHead, "http://"+registry+"/v2/"+repo+"/manifests/"+tag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", strings.Join([]string{"application/vnd.docker.distribution.manifest.v2+json",
+		"application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.manifest.v1+json",
+		"application/vnd.oci.image.index.v1+json"}, ", "))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("manifest of %s:%s: %v", repo, tag, err)
+	}
+	resp.Body.Close()
+	d := resp.Header.Get("Docker-Content-Digest")
+	if resp.StatusCode != http.StatusOK || d == "" {
+		t.Fatalf("manifest of %s:%s: %s, digest %q", repo, tag, resp.Status, d)
+	}
+	return d
 }
