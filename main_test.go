@@ -6,10 +6,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -224,5 +227,174 @@ volumes:
 		if strings.Contains(sc.Text(), "level=ERROR") {
 			t.Errorf("error logged: %s", sc.Text())
 		}
+	}
+}
+
+// startRegistry runs a second distribution registry on addr storing into dir, notifying
+// notifyURL with a bearer token when it is set, and stops it when the test ends. The registry
+// reads every REGISTRY_* variable as configuration, so it gets a clean environment.
+func startRegistry(t *testing.T, dir, addr, notifyURL, token string) (stop func()) {
+	t.Helper()
+	if _, err := exec.LookPath("docker-registry"); err != nil {
+		if os.Getenv("BERTH_REQUIRE_ENGINE") == "1" {
+			t.Fatal("docker-registry is not installed")
+		}
+		t.Skip("docker-registry is not installed")
+	}
+	cfg := fmt.Sprintf("version: 0.1\nlog: {level: info}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: %s}\n", filepath.Join(dir, "data"), addr)
+	if notifyURL != "" {
+		cfg += fmt.Sprintf(`notifications:
+  endpoints:
+    - name: berth
+      url: %s
+      headers: {Authorization: [Bearer %s]}
+      timeout: 2s
+      threshold: 5
+      backoff: 1s
+`, notifyURL, token)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("config-%d.yml", time.Now().UnixNano()))
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(path + ".log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("docker-registry", "serve", path)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			logf.Close()
+		}
+	}
+	t.Cleanup(stop)
+	deployertest.Eventually(t, "the registry to answer", 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	return stop
+}
+
+// freeAddr is a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// putUntaggedManifest re-uploads repo:tag's manifest by its digest alone, as buildx does for
+// the children of a multi-arch index: the registry reports a manifest push with no tag.
+func putUntaggedManifest(t *testing.T, registry, repo, tag string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+registry+"/v2/"+repo+"/manifests/"+tag, nil)
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	digest, mediaType := resp.Header.Get("Docker-Content-Digest"), resp.Header.Get("Content-Type")
+	req, _ = http.NewRequest(http.MethodPut, "http://"+registry+"/v2/"+repo+"/manifests/"+digest, bytes.NewReader(manifest))
+	req.Header.Set("Content-Type", mediaType)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT manifest by digest: %s", resp.Status)
+	}
+}
+
+// TestRegistryNotificationRedeploysPinnedDigest: a registry configured to notify berth, and a
+// push to it alone redeploys the service on exactly the pushed digest; an untagged manifest
+// push is acknowledged and deploys nothing.
+func TestRegistryNotificationRedeploysPinnedDigest(t *testing.T) {
+	eng := deployertest.Engine(t)
+	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	ctx := context.Background()
+	const token = "registry-token-0123456789"
+	regDir, reg := t.TempDir(), freeAddr(t)
+	tag := deployertest.UniqueTag("notify")
+
+	// Version 1 goes in before the registry notifies anyone, and compose runs it.
+	stop := startRegistry(t, regDir, reg, "", "")
+	deployertest.PushHTTPImageTo(t, eng, reg, "acme/web", tag, "version 1")
+	stop()
+	project := strings.ReplaceAll(tag, "-", "")
+	dir := writeProject(t, project, fmt.Sprintf(`services:
+  web:
+    image: %s/acme/web:%s
+    init: true
+    ports: ["127.0.0.1::80"]
+`, reg, tag))
+	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": dir, "DISTRIBUTION_TOKEN": token})
+	startRegistry(t, regDir, reg, url+"/webhook", token)
+	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
+	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	webName := project + "-web-1"
+	before, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	putUntaggedManifest(t, reg, "acme/web", tag)
+	deployertest.Eventually(t, "berth to acknowledge the untagged push", 30*time.Second, func() bool {
+		return strings.Contains(logs.String(), "1 untagged manifests")
+	})
+	if now, _ := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{}); now.Container.ID != before.Container.ID {
+		t.Fatal("an untagged manifest push redeployed web")
+	}
+
+	deployertest.PushHTTPImageTo(t, eng, reg, "acme/web", tag, "version 2")
+	pushed := deployertest.ManifestDigest(t, reg, "acme/web", tag)
+	deployertest.Eventually(t, "version 2 to answer", 60*time.Second, func() bool {
+		_, port, err := servicePort(ctx, eng, webName)
+		if err != nil || port == "" {
+			return false
+		}
+		got, _ := deployertest.Get("http://127.0.0.1:" + port + "/")
+		return got == "version 2"
+	})
+	after, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := eng.ImageInspect(ctx, after.Container.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(img.RepoDigests, reg+"/acme/web@"+pushed) {
+		t.Errorf("web runs %s with repo digests %v, want the pushed %s", after.Container.Image, img.RepoDigests, pushed)
+	}
+	if !strings.Contains(logs.String(), "digest="+pushed) {
+		t.Errorf("berth's log never names the pushed digest %s", pushed)
+	}
+	if strings.Contains(logs.String(), "webhook refused") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("berth refused a notification or logged an error:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Error("the registry token appears in berth's log")
+	}
+	out := deployertest.Compose(t, compose, dir, "up", "-d")
+	if now, _ := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{}); now.Container.ID != after.Container.ID {
+		t.Errorf("docker compose up -d recreated berth's container:\n%s", out)
 	}
 }

@@ -150,6 +150,7 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 				writeError(w, log, err, attrs...)
 				return
 			}
+			log.Info("push accepted", append(attrs, "deploy", t.ID, "services", strings.Join(t.Services, ","))...)
 			res.Image = t.Image
 			if len(t.Services) > 0 {
 				res.Status, res.Deploy = "queued", t.ID
