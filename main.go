@@ -161,6 +161,17 @@ func (c config) validateCredentials() error {
 	return nil
 }
 
+// enabledCredentials names the credential variables that are set: the sender kinds berth accepts.
+func (c config) enabledCredentials() []string {
+	var out []string
+	for _, v := range credentialVars {
+		if len(*v.dst(&c.Webhooks)) > 0 {
+			out = append(out, v.env)
+		}
+	}
+	return out
+}
+
 func (c config) logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
@@ -248,7 +259,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir)
+	log.Info("listening", "addr", ln.Addr().String(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir,
+		"credentials", strings.Join(cfg.enabledCredentials(), ","))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/handler"
 )
 
 const testSecret = "e2e-secret-0123456789abcdef"
@@ -396,5 +397,63 @@ func TestRegistryNotificationRedeploysPinnedDigest(t *testing.T) {
 	out := deployertest.Compose(t, compose, dir, "up", "-d")
 	if now, _ := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{}); now.Container.ID != after.Container.ID {
 		t.Errorf("docker compose up -d recreated berth's container:\n%s", out)
+	}
+}
+
+func TestConfigCredentials(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ghcr")
+	if err := os.WriteFile(file, []byte("ghcr-secret-0123456789\nghcr-older-secret-0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const long = "0123456789abcdef0123"
+	tests := []struct {
+		name   string
+		env    map[string]string
+		errHas string
+		loaded func(handler.Config) handler.Secrets
+		want   int
+	}{
+		{name: "nothing enabled", env: map[string]string{}, errHas: "no webhook sender is enabled; set at least one of SECRET, QUAY_SECRET"},
+		{name: "docker hub only", env: map[string]string{"SECRET": long}, loaded: func(c handler.Config) handler.Secrets { return c.DockerHub }, want: 1},
+		{name: "rotation", env: map[string]string{"DISTRIBUTION_TOKEN": long + "a, " + long + "b"}, loaded: func(c handler.Config) handler.Secrets { return c.Distribution }, want: 2},
+		{name: "file, one per line", env: map[string]string{"GHCR_SECRET_FILE": file}, loaded: func(c handler.Config) handler.Secrets { return c.GHCR }, want: 2},
+		{name: "value and file", env: map[string]string{"GHCR_SECRET": long, "GHCR_SECRET_FILE": file}, errHas: "GHCR_SECRET and GHCR_SECRET_FILE are both set"},
+		{name: "missing file", env: map[string]string{"GITEA_SECRET_FILE": filepath.Join(dir, "nope")}, errHas: "GITEA_SECRET_FILE"},
+		{name: "short", env: map[string]string{"HARBOR_AUTH_HEADER": "Bearer x"}, errHas: "HARBOR_AUTH_HEADER value 1 is too short"},
+		{name: "short rotated value", env: map[string]string{"QUAY_SECRET": long + ",short"}, errHas: "QUAY_SECRET value 2 is too short"},
+		{name: "standard webhooks", env: map[string]string{"STANDARD_WEBHOOKS_SECRET": "whsec_YmVydGgtZml4dHVyZS1rZXktbm90LWEtc2VjcmV0ISE="},
+			loaded: func(c handler.Config) handler.Secrets { return c.StandardWebhooks }, want: 1},
+		{name: "standard webhooks without prefix", env: map[string]string{"STANDARD_WEBHOOKS_SECRET": "YmVydGgtZml4dHVyZS1rZXktbm90LWEtc2VjcmV0ISE="}, errHas: "STANDARD_WEBHOOKS_SECRET value 1 is not whsec_"},
+		{name: "standard webhooks short key", env: map[string]string{"STANDARD_WEBHOOKS_SECRET": "whsec_c2hvcnQ="}, errHas: "STANDARD_WEBHOOKS_SECRET value 1 is too short"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OWNER", "acme")
+			for _, v := range credentialVars {
+				t.Setenv(v.env, "")
+				t.Setenv(v.env+"_FILE", "")
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := loadConfig()
+			if tc.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+					t.Fatalf("error %v, want one containing %q", err, tc.errHas)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(tc.loaded(c.Webhooks)); n != tc.want {
+				t.Errorf("%d credentials loaded, want %d", n, tc.want)
+			}
+		})
+	}
+	spec := config{}.project([]string{"GHCR_SECRET=x", "HARBOR_AUTH_HEADER_FILE=y", "KEEP=z"})
+	if len(spec.Environ) != 1 || spec.Environ[0] != "KEEP=z" {
+		t.Errorf("credential variables leak into compose interpolation: %v", spec.Environ)
 	}
 }
