@@ -95,12 +95,10 @@ func (ghcr) parse(r *http.Request, body []byte) (delivery, error) {
 		// Every manifest of a multi-arch push is published on its own; only the tagged one deploys.
 		return delivery{ignored: "untagged manifest (a multi-arch child); the tagged push deploys"}, nil
 	}
+	// package_url is the pullable reference, e.g. <registry>/acme/web:1.4.2.
 	repo := repositoryOf(v.PackageURL)
-	if repo == "" {
-		if pkg.Namespace == "" || pkg.Name == "" {
-			return delivery{}, badRequest("GitHub %s event names no package_url and no namespace/name", event)
-		}
-		repo = "ghcr.io/" + strings.ToLower(pkg.Namespace+"/"+pkg.Name)
+	if !strings.Contains(repo, "/") {
+		return delivery{}, badRequest("GitHub %s event's package_version.package_url %s names no image", event, quote(v.PackageURL))
 	}
 	digest := v.ContainerMetadata.Tag.Digest
 	if digest == "" {

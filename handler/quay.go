@@ -43,7 +43,7 @@ func (quay) parse(_ *http.Request, body []byte) (delivery, error) {
 		return delivery{}, badRequest("body is not a Quay repository push: %v", err)
 	}
 	if p.DockerURL == "" {
-		return delivery{}, badRequest("Quay payload lacks docker_url (the pullable repository, e.g. quay.io/acme/web)")
+		return delivery{}, badRequest("Quay payload lacks docker_url (the pullable repository, e.g. quay.example/acme/web)")
 	}
 	var dl delivery
 	for _, tag := range p.UpdatedTags {

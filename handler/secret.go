@@ -23,12 +23,14 @@ func (Secret) GoString() string { return "[redacted]" }
 func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
 // Equal compares the secret with a presented value in constant time; an empty secret never
-// matches, so an unset secret cannot open a door.
+// matches, so an unset secret cannot open a door. Both sides are hashed first so that the
+// comparison does not even reveal the secret's length.
 func (s Secret) Equal(presented string) bool {
 	if s == "" {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(s), []byte(presented)) == 1
+	a, b := sha256.Sum256([]byte(s)), sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
 // Secrets are the accepted values of one credential: several while one is being rotated out.
