@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -299,29 +300,45 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// putUntaggedManifest re-uploads repo:tag's manifest by its digest alone, as buildx does for
-// the children of a multi-arch index: the registry reports a manifest push with no tag.
-func putUntaggedManifest(t *testing.T, registry, repo, tag string) {
+// getManifest fetches repo's manifest ref from registry as a Docker image manifest.
+func getManifest(t *testing.T, registry, repo, ref string) (body []byte, digest, mediaType string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+registry+"/v2/"+repo+"/manifests/"+tag, nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+registry+"/v2/"+repo+"/manifests/"+ref, nil)
 	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	digest, mediaType := resp.Header.Get("Docker-Content-Digest"), resp.Header.Get("Content-Type")
-	req, _ = http.NewRequest(http.MethodPut, "http://"+registry+"/v2/"+repo+"/manifests/"+digest, bytes.NewReader(manifest))
+	defer resp.Body.Close()
+	body, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET manifest %s:%s: %s", repo, ref, resp.Status)
+	}
+	return body, resp.Header.Get("Docker-Content-Digest"), resp.Header.Get("Content-Type")
+}
+
+// putManifest uploads body as repo's manifest ref (a tag or a digest) and returns its digest.
+func putManifest(t *testing.T, registry, repo, ref, mediaType string, body []byte) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, "http://"+registry+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(body))
 	req.Header.Set("Content-Type", mediaType)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT manifest by digest: %s", resp.Status)
+		t.Fatalf("PUT manifest %s: %s", ref, resp.Status)
 	}
+	return resp.Header.Get("Docker-Content-Digest")
+}
+
+// putUntaggedManifest re-uploads repo:tag's manifest by its digest alone, as buildx does for
+// the children of a multi-arch index: the registry reports a manifest push with no tag.
+func putUntaggedManifest(t *testing.T, registry, repo, tag string) {
+	t.Helper()
+	body, digest, mediaType := getManifest(t, registry, repo, tag)
+	putManifest(t, registry, repo, digest, mediaType, body)
 }
 
 // TestRegistryNotificationRedeploysPinnedDigest: a registry configured to notify berth, and a
@@ -398,8 +415,43 @@ func TestRegistryNotificationRedeploysPinnedDigest(t *testing.T) {
 	if now, _ := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{}); now.Container.ID != after.Container.ID {
 		t.Errorf("docker compose up -d recreated berth's container:\n%s", out)
 	}
+
+	// A multi-arch push: the platform manifest arrives by digest (untagged), then the index
+	// by tag. Only the index deploys, once, pinned to the index digest.
+	deployertest.PushHTTPImageTo(t, eng, reg, "acme/web", tag+"-amd64", "version 3")
+	index := putIndex(t, reg, "acme/web", tag+"-amd64", tag)
+	deployertest.Eventually(t, "version 3 to answer", 60*time.Second, func() bool {
+		_, port, err := servicePort(ctx, eng, webName)
+		if err != nil || port == "" {
+			return false
+		}
+		got, _ := deployertest.Get("http://127.0.0.1:" + port + "/")
+		return got == "version 3"
+	})
+	if n := strings.Count(logs.String(), "digest="+index); n != 1 {
+		t.Errorf("the index push was accepted %d times, want once", n)
+	}
+	last, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err := eng.ImageInspect(ctx, last.Container.Image); err != nil || !slices.Contains(img.RepoDigests, reg+"/acme/web@"+index) {
+		t.Errorf("web runs %s with repo digests %v (%v), want the index %s", last.Container.Image, img.RepoDigests, err, index)
+	}
 }
 
+// putIndex makes a one-platform manifest list of repo:from's manifest, re-uploads that manifest
+// by digest alone, and pushes the list as repo:tag, the order buildx pushes a multi-arch image
+// in. It returns the list's digest.
+func putIndex(t *testing.T, registry, repo, from, tag string) string {
+	t.Helper()
+	manifest, child, mediaType := getManifest(t, registry, repo, from)
+	putManifest(t, registry, repo, child, mediaType, manifest)
+	list := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",`+
+		`"manifests":[{"mediaType":%q,"size":%d,"digest":%q,"platform":{"architecture":%q,"os":"linux"}}]}`,
+		mediaType, len(manifest), child, runtime.GOARCH)
+	return putManifest(t, registry, repo, tag, "application/vnd.docker.distribution.manifest.list.v2+json", []byte(list))
+}
 func TestConfigCredentials(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "ghcr")
