@@ -58,21 +58,22 @@ type config struct {
 // credentialVar is the variable holding one sender kind's credential: a comma-separated list,
 // so a new value can be added before the old one is removed, or read from VAR_FILE instead.
 type credentialVar struct {
-	env  string
-	kind string
-	dst  func(*handler.Config) *handler.Secrets
+	env string
+	dst func(*handler.Config) *handler.Secrets
 }
 
 // credentialVars lists every sender kind's credential variable. SECRET keeps its historical
 // name and is Docker Hub's URL secret only; Quay has its own.
-var credentialVars = []credentialVar{
-	{"SECRET", "Docker Hub URL secret", func(c *handler.Config) *handler.Secrets { return &c.DockerHub }},
-	{"QUAY_SECRET", "Quay URL secret", func(c *handler.Config) *handler.Secrets { return &c.Quay }},
-	{"DISTRIBUTION_TOKEN", "distribution registry bearer token", func(c *handler.Config) *handler.Secrets { return &c.Distribution }},
-	{"GHCR_SECRET", "GitHub webhook secret", func(c *handler.Config) *handler.Secrets { return &c.GHCR }},
-	{"HARBOR_AUTH_HEADER", "Harbor Auth Header", func(c *handler.Config) *handler.Secrets { return &c.Harbor }},
-	{"GITEA_SECRET", "Gitea/Forgejo webhook secret", func(c *handler.Config) *handler.Secrets { return &c.Gitea }},
-	{"STANDARD_WEBHOOKS_SECRET", "Standard Webhooks secret", func(c *handler.Config) *handler.Secrets { return &c.StandardWebhooks }},
+func credentialVars() []credentialVar {
+	return []credentialVar{
+		{"SECRET", func(c *handler.Config) *handler.Secrets { return &c.DockerHub }},
+		{"QUAY_SECRET", func(c *handler.Config) *handler.Secrets { return &c.Quay }},
+		{"DISTRIBUTION_TOKEN", func(c *handler.Config) *handler.Secrets { return &c.Distribution }},
+		{"GHCR_SECRET", func(c *handler.Config) *handler.Secrets { return &c.GHCR }},
+		{"HARBOR_AUTH_HEADER", func(c *handler.Config) *handler.Secrets { return &c.Harbor }},
+		{"GITEA_SECRET", func(c *handler.Config) *handler.Secrets { return &c.Gitea }},
+		{"STANDARD_WEBHOOKS_SECRET", func(c *handler.Config) *handler.Secrets { return &c.StandardWebhooks }},
+	}
 }
 
 // ownVars are the variables berth reads itself; they are kept out of the environment the
@@ -80,7 +81,7 @@ var credentialVars = []credentialVar{
 func ownVars() []string {
 	vars := []string{"OWNER", "PROJECT_DIR", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
 		"PARALLEL", "SHUTDOWN_TIMEOUT"}
-	for _, v := range credentialVars {
+	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
 	}
 	return vars
@@ -96,7 +97,7 @@ func loadConfig() (config, error) {
 		}
 		return c, fmt.Errorf("configuration: %w", err)
 	}
-	for _, v := range credentialVars {
+	for _, v := range credentialVars() {
 		value, file := os.Getenv(v.env), os.Getenv(v.env+"_FILE")
 		if file != "" {
 			if value != "" {
@@ -136,7 +137,7 @@ func (c config) validate() error {
 func (c config) validateCredentials() error {
 	var names []string
 	enabled := 0
-	for _, v := range credentialVars {
+	for _, v := range credentialVars() {
 		names = append(names, v.env)
 		secrets := *v.dst(&c.Webhooks)
 		enabled += min(len(secrets), 1)
@@ -164,7 +165,7 @@ func (c config) validateCredentials() error {
 // enabledCredentials names the credential variables that are set: the sender kinds berth accepts.
 func (c config) enabledCredentials() []string {
 	var out []string
-	for _, v := range credentialVars {
+	for _, v := range credentialVars() {
 		if len(*v.dst(&c.Webhooks)) > 0 {
 			out = append(out, v.env)
 		}

@@ -482,7 +482,7 @@ func TestConfigCredentials(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("OWNER", "acme")
-			for _, v := range credentialVars {
+			for _, v := range credentialVars() {
 				t.Setenv(v.env, "")
 				t.Setenv(v.env+"_FILE", "")
 			}
