@@ -53,6 +53,9 @@ func FuzzDockerHub(f *testing.F) {
 
 func FuzzDistribution(f *testing.F) {
 	seed(f, "distribution-push.json", "distribution-push-multiarch.json", "distribution-manifest-push-v3.json")
+	// A small envelope gives the mutator structure to work on quickly.
+	f.Add([]byte(`{"events":[{"id":"1","action":"push","target":{"mediaType":"application/vnd.oci.image.index.v1+json",` +
+		`"repository":"acme/web","tag":"1","digest":"` + digestIndex + `"},"request":{"host":"r:5000"}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		dl, err := distribution{}.parse(httptest.NewRequest(http.MethodPost, "/webhook", nil), body)
 		checkDelivery(t, body, dl, err)
@@ -80,6 +83,8 @@ func FuzzGHCR(f *testing.F) {
 		f.Add(fixtureHeaders(f, n+".headers.txt").Get("X-GitHub-Event"), fixture(f, n+".json"))
 	}
 	f.Add("ping", []byte(`{}`))
+	f.Add("package", []byte(`{"action":"published","package":{"package_type":"container","package_version":`+
+		`{"package_url":"r.example/acme/web:1","container_metadata":{"tag":{"name":"1","digest":"`+digestAMD64+`"}}}}}`))
 	f.Fuzz(func(t *testing.T, event string, body []byte) {
 		r := httptest.NewRequest(http.MethodPost, "/webhook", nil)
 		r.Header.Set("X-GitHub-Event", event)
