@@ -133,7 +133,7 @@ func buildCreateSpec(p *types.Project, s types.ServiceConfig, n int, labels map[
 	if err != nil {
 		return createSpec{}, err
 	}
-	dns := make([]netip.Addr, 0, len(s.DNS))
+	var dns []netip.Addr
 	for _, d := range s.DNS {
 		a, err := netip.ParseAddr(d)
 		if err != nil {
@@ -192,32 +192,35 @@ func networkSpecs(p *types.Project, s types.ServiceConfig, n int, spec *createSp
 		cfg := s.Networks[key]
 		ep := &network.EndpointSettings{Aliases: []string{containerName(p.Name, s, n), s.Name}}
 		if cfg != nil {
+			// compose sends an IPAM config for every network given with options, even an empty one.
 			ep.Aliases = append(ep.Aliases, cfg.Aliases...)
-			if cfg.Ipv4Address != "" || cfg.Ipv6Address != "" || len(cfg.LinkLocalIPs) > 0 {
-				ipam := &network.EndpointIPAMConfig{}
-				if cfg.Ipv4Address != "" {
-					a, err := netip.ParseAddr(cfg.Ipv4Address)
-					if err != nil {
-						return nil, Errorf(KindInvalid, "service %s network %s: ipv4_address: %w", s.Name, key, err)
-					}
-					ipam.IPv4Address = a
+			ipam := &network.EndpointIPAMConfig{}
+			if cfg.Ipv4Address != "" {
+				a, err := netip.ParseAddr(cfg.Ipv4Address)
+				if err != nil {
+					return nil, Errorf(KindInvalid, "service %s network %s: ipv4_address: %w", s.Name, key, err)
 				}
-				if cfg.Ipv6Address != "" {
-					a, err := netip.ParseAddr(cfg.Ipv6Address)
-					if err != nil {
-						return nil, Errorf(KindInvalid, "service %s network %s: ipv6_address: %w", s.Name, key, err)
-					}
-					ipam.IPv6Address = a
-				}
-				for _, l := range cfg.LinkLocalIPs {
-					a, err := netip.ParseAddr(l)
-					if err != nil {
-						return nil, Errorf(KindInvalid, "service %s network %s: link_local_ips: %w", s.Name, key, err)
-					}
-					ipam.LinkLocalIPs = append(ipam.LinkLocalIPs, a)
-				}
-				ep.IPAMConfig = ipam
+				ipam.IPv4Address = a.Unmap()
+				ep.IPAddress = a
 			}
+			if cfg.Ipv6Address != "" {
+				a, err := netip.ParseAddr(cfg.Ipv6Address)
+				if err != nil {
+					return nil, Errorf(KindInvalid, "service %s network %s: ipv6_address: %w", s.Name, key, err)
+				}
+				ipam.IPv6Address = a
+			}
+			for _, l := range cfg.LinkLocalIPs {
+				if l == "" {
+					continue
+				}
+				a, err := netip.ParseAddr(l)
+				if err != nil {
+					return nil, Errorf(KindInvalid, "service %s network %s: link_local_ips: %w", s.Name, key, err)
+				}
+				ipam.LinkLocalIPs = append(ipam.LinkLocalIPs, a)
+			}
+			ep.IPAMConfig = ipam
 			ep.DriverOpts = cfg.DriverOpts
 			ep.GwPriority = cfg.GatewayPriority
 		}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -55,6 +56,8 @@ type Deployer struct {
 	log      *slog.Logger
 	queue    *queue
 	onRecord func(Record)
+	// resources serializes creating project networks and volumes across parallel deploys.
+	resources sync.Mutex
 }
 
 type job struct {

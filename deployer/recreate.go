@@ -199,6 +199,8 @@ func (d *Deployer) pull(ctx context.Context, ref string) error {
 // ensureNetworks creates the project networks the service needs and that do not exist yet,
 // labelled as compose labels them, so that a later `docker compose up` adopts them.
 func (d *Deployer) ensureNetworks(ctx context.Context, p *types.Project, s types.ServiceConfig, version string) error {
+	d.resources.Lock() // two services deployed at once must not both create the network
+	defer d.resources.Unlock()
 	for key := range s.Networks {
 		n, ok := p.Networks[key]
 		if !ok {
@@ -237,6 +239,8 @@ func (d *Deployer) ensureNetworks(ctx context.Context, p *types.Project, s types
 
 // ensureVolumes does for named volumes what ensureNetworks does for networks.
 func (d *Deployer) ensureVolumes(ctx context.Context, p *types.Project, s types.ServiceConfig, version string) error {
+	d.resources.Lock()
+	defer d.resources.Unlock()
 	for _, v := range s.Volumes {
 		if v.Type != types.VolumeTypeVolume || v.Source == "" {
 			continue
