@@ -1,6 +1,7 @@
 package deployer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -13,29 +14,60 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/moby/moby/api/types/blkiodev"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 )
 
 // supportedKeys are the compose service attributes berth turns into a container exactly as
-// docker compose does. A service using any other attribute is refused rather than deployed
-// with that attribute silently dropped.
+// docker compose does (README "Compose fidelity" lists them). A service using any other
+// attribute is refused rather than deployed with that attribute silently dropped.
 var supportedKeys = map[string]bool{
-	"cap_add": true, "cap_drop": true, "command": true, "container_name": true, "depends_on": true,
-	"deploy": true, "dns": true, "dns_opt": true, "dns_search": true, "domainname": true,
-	"entrypoint": true, "environment": true, "env_file": true, "expose": true, "extra_hosts": true,
-	"group_add": true, "healthcheck": true, "hostname": true, "image": true, "init": true,
-	"labels": true, "label_file": true, "logging": true, "mem_limit": true, "mem_reservation": true,
-	"cpus": true, "networks": true, "ports": true, "privileged": true, "profiles": true,
-	"pull_policy": true, "read_only": true, "restart": true, "scale": true, "security_opt": true,
-	"shm_size": true, "stop_grace_period": true, "stop_signal": true, "sysctls": true,
-	"tmpfs": true, "ulimits": true, "user": true, "volumes": true, "working_dir": true,
-	"stdin_open": true, "tty": true, "pids_limit": true,
+	"annotations": true, "attach": true, "blkio_config": true, "cap_add": true, "cap_drop": true,
+	"cgroup": true, "cgroup_parent": true, "command": true, "configs": true, "container_name": true,
+	"cpu_count": true, "cpu_percent": true, "cpu_period": true, "cpu_quota": true, "cpu_rt_period": true,
+	"cpu_rt_runtime": true, "cpu_shares": true, "cpus": true, "cpuset": true, "depends_on": true,
+	"deploy": true, "develop": true, "device_cgroup_rules": true, "devices": true, "dns": true,
+	"dns_opt": true, "dns_search": true, "domainname": true, "entrypoint": true, "env_file": true,
+	"environment": true, "expose": true, "extends": true, "extra_hosts": true, "group_add": true,
+	"healthcheck": true, "hostname": true, "image": true, "init": true, "ipc": true, "isolation": true,
+	"label_file": true, "labels": true, "logging": true, "mem_limit": true, "mem_reservation": true,
+	"mem_swappiness": true, "memswap_limit": true, "network_mode": true, "networks": true,
+	"oom_kill_disable": true, "oom_score_adj": true, "pid": true, "pids_limit": true, "ports": true,
+	"privileged": true, "profiles": true, "pull_policy": true, "pull_refresh_after": true,
+	"read_only": true, "restart": true, "runtime": true, "scale": true, "secrets": true,
+	"security_opt": true, "shm_size": true, "stdin_open": true, "stop_grace_period": true,
+	"stop_signal": true, "storage_opt": true, "sysctls": true, "tmpfs": true, "tty": true,
+	"ulimits": true, "user": true, "userns_mode": true, "uts": true, "volume_driver": true,
+	"volumes": true, "volumes_from": true, "working_dir": true,
 }
 
-// checkSupported refuses a service that sets an attribute berth cannot yet reproduce.
-func checkSupported(s types.ServiceConfig) error {
+// refusedBecause says why berth refuses the attributes it knows it cannot reproduce, so the
+// error tells the user more than "unsupported".
+var refusedBecause = map[string]string{
+	"build":           "berth deploys pushed images only",
+	"links":           "legacy links need the linked containers' names at create time; use networks (every service is reachable by its name)",
+	"external_links":  "legacy links; use an external network",
+	"mac_address":     "needs Engine API 1.44 per network",
+	"gpus":            "GPU device requests are not reproduced yet",
+	"platform":        "platform-specific pulls are not reproduced yet",
+	"post_start":      "lifecycle hooks run through exec and are not reproduced yet",
+	"pre_stop":        "lifecycle hooks run through exec and are not reproduced yet",
+	"pre_start":       "lifecycle hooks run in extra containers and are not reproduced yet",
+	"use_api_socket":  "compose copies the CLI's credentials into the container; berth has none to give",
+	"credential_spec": "Windows containers only",
+	"provider":        "provider services are run by plugins, not as containers",
+	"models":          "model runner services are not containers",
+	"log_driver":      "legacy attribute; use logging.driver",
+	"log_opt":         "legacy attribute; use logging.options",
+}
+
+// checkSupported refuses a service that sets an attribute berth cannot reproduce exactly.
+func checkSupported(p *types.Project, s types.ServiceConfig) error {
+	if s.Build != nil {
+		return Errorf(KindInvalid, "service %s has a build section; berth deploys pushed images only (remove build: or deploy it with docker compose)", s.Name)
+	}
 	raw, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encode service %s: %w", s.Name, err)
@@ -45,30 +77,64 @@ func checkSupported(s types.ServiceConfig) error {
 		return fmt.Errorf("decode service %s: %w", s.Name, err)
 	}
 	var unsupported []string
+	refuse := func(what, why string) {
+		if why != "" {
+			what += " (" + why + ")"
+		}
+		unsupported = append(unsupported, what)
+	}
 	for k := range fields {
 		if !supportedKeys[k] {
-			unsupported = append(unsupported, k)
+			refuse(k, refusedBecause[k])
 		}
 	}
-	if s.NetworkMode != "" {
-		unsupported = append(unsupported, "network_mode")
+	if d := s.Deploy; d != nil {
+		if len(d.Placement.Constraints)+len(d.Placement.Preferences) > 0 {
+			refuse("deploy.placement", "Swarm only")
+		}
+		if r := d.Resources.Reservations; r != nil && (len(r.Devices) > 0 || len(r.GenericResources) > 0) {
+			refuse("deploy.resources.reservations.devices", "device requests are not reproduced yet")
+		}
 	}
-	if s.Build != nil {
-		return Errorf(KindInvalid, "service %s has a build section; berth deploys pushed images only (remove build: or deploy it with docker compose)", s.Name)
+	for key, n := range s.Networks {
+		if n != nil && n.MacAddress != "" {
+			refuse("networks."+key+".mac_address", "needs Engine API 1.44")
+		}
+		if n != nil && n.InterfaceName != "" {
+			refuse("networks."+key+".interface_name", "needs Engine API 1.49")
+		}
 	}
-	if s.Deploy != nil && len(s.Deploy.Placement.Constraints)+len(s.Deploy.Placement.Preferences) > 0 {
-		unsupported = append(unsupported, "deploy.placement")
+	if s.NetworkMode == "disabled" {
+		refuse("network_mode: disabled", "use network_mode: none")
 	}
 	for _, v := range s.Volumes {
 		switch v.Type {
 		case types.VolumeTypeBind, types.VolumeTypeVolume, types.VolumeTypeTmpfs:
 		default:
-			unsupported = append(unsupported, "volumes (type "+v.Type+")")
+			refuse("volumes (type "+v.Type+")", "")
+		}
+	}
+	for _, ref := range s.Secrets {
+		def, ok := p.Secrets[ref.Source]
+		switch {
+		case !ok:
+			refuse("secrets."+ref.Source, "not defined in the project")
+		case def.File == "":
+			refuse("secrets."+ref.Source, "only file-based secrets are reproduced; compose copies environment secrets in at start")
+		}
+	}
+	for _, ref := range s.Configs {
+		def, ok := p.Configs[ref.Source]
+		switch {
+		case !ok:
+			refuse("configs."+ref.Source, "not defined in the project")
+		case def.File == "":
+			refuse("configs."+ref.Source, "only file-based configs are reproduced; compose copies content and environment configs in at start")
 		}
 	}
 	if len(unsupported) > 0 {
 		slices.Sort(unsupported)
-		return Errorf(KindInvalid, "service %s uses %s, which berth does not support yet; nothing was changed (deploy it with docker compose, or remove the attribute)",
+		return Errorf(KindInvalid, "service %s uses %s, which berth does not support; nothing was changed (deploy it with docker compose, or remove the attribute)",
 			s.Name, strings.Join(unsupported, ", "))
 	}
 	return nil
@@ -125,9 +191,11 @@ func buildCreateSpec(p *types.Project, s types.ServiceConfig, n int, labels map[
 		Entrypoint:   s.Entrypoint,
 		Labels:       labels,
 		StopSignal:   s.StopSignal,
-		Env:          envList(s.Environment),
-		Healthcheck:  healthConfig(s.HealthCheck),
-		StopTimeout:  stopTimeout(s.StopGracePeriod),
+		// compose passes network_mode: disabled this way; checkSupported refuses it today.
+		NetworkDisabled: s.NetworkMode == "disabled",
+		Env:             envList(s.Environment),
+		Healthcheck:     healthConfig(s.HealthCheck),
+		StopTimeout:     stopTimeout(s.StopGracePeriod),
 	}
 	binds, mounts, err := volumeSpecs(p, s, imageVolumes, inherited)
 	if err != nil {
@@ -150,29 +218,55 @@ func buildCreateSpec(p *types.Project, s types.ServiceConfig, n int, labels map[
 	if s.Logging != nil {
 		logConfig = container.LogConfig{Type: s.Logging.Driver, Config: s.Logging.Options}
 	}
+	securityOpts, unconfined, err := securityOptions(p, s)
+	if err != nil {
+		return createSpec{}, err
+	}
 	host := &container.HostConfig{
+		Annotations:    s.Annotations,
 		Binds:          binds,
 		Mounts:         mounts,
 		CapAdd:         s.CapAdd,
 		CapDrop:        s.CapDrop,
 		Init:           s.Init,
+		IpcMode:        container.IpcMode(s.Ipc),
+		CgroupnsMode:   container.CgroupnsMode(s.Cgroup),
 		ReadonlyRootfs: s.ReadOnly,
 		RestartPolicy:  restartPolicy(s),
 		ShmSize:        int64(s.ShmSize),
 		Sysctls:        s.Sysctls,
 		PortBindings:   bindings,
 		Resources:      resources(s),
+		VolumeDriver:   s.VolumeDriver,
+		VolumesFrom:    s.VolumesFrom,
 		DNS:            dns,
 		DNSSearch:      s.DNSSearch,
 		DNSOptions:     s.DNSOpts,
 		ExtraHosts:     s.ExtraHosts.AsList(":"),
-		SecurityOpt:    s.SecurityOpt,
+		SecurityOpt:    securityOpts,
+		StorageOpt:     s.StorageOpt,
+		UsernsMode:     container.UsernsMode(s.UserNSMode),
+		UTSMode:        container.UTSMode(s.Uts),
 		Privileged:     s.Privileged,
+		PidMode:        container.PidMode(s.Pid),
 		Tmpfs:          tmpfs,
+		Isolation:      container.Isolation(s.Isolation),
+		Runtime:        s.Runtime,
 		LogConfig:      logConfig,
 		GroupAdd:       s.GroupAdd,
+		OomScoreAdj:    int(s.OomScoreAdj),
+	}
+	if unconfined {
+		host.MaskedPaths = []string{}
+		host.ReadonlyPaths = []string{}
 	}
 	spec := createSpec{Config: cfg, Host: host}
+	if s.NetworkMode != "" {
+		// network_mode (host, none, container:<id>; service:x was resolved to container:<id>
+		// before hashing) replaces every network attachment, as in compose.
+		host.NetworkMode = container.NetworkMode(s.NetworkMode)
+		return spec, nil
+	}
 	if err := networkSpecs(p, s, n, &spec); err != nil {
 		return createSpec{}, err
 	}
@@ -318,6 +412,12 @@ func volumeSpecs(p *types.Project, s types.ServiceConfig, imageVolumes map[strin
 		}
 		byTarget[v.Target] = m
 	}
+	// File-based secrets and configs are read-only binds, unless a volume already uses the target.
+	for _, m := range secretAndConfigMounts(p, s) {
+		if _, ok := byTarget[m.Target]; !ok {
+			byTarget[m.Target] = m
+		}
+	}
 	for _, target := range slices.Sorted(maps.Keys(byTarget)) {
 		m := byTarget[target]
 		if v := declared[target]; v != nil {
@@ -333,6 +433,37 @@ func volumeSpecs(p *types.Project, s types.ServiceConfig, imageVolumes map[strin
 		mounts = append(mounts, m)
 	}
 	return binds, mounts, nil
+}
+
+// secretAndConfigMounts are compose's binds for file-based secrets (under /run/secrets) and
+// configs (under /); checkSupported has refused every other kind.
+func secretAndConfigMounts(p *types.Project, s types.ServiceConfig) []mount.Mount {
+	var out []mount.Mount
+	target := func(dir, source, target string) string {
+		switch {
+		case target == "":
+			return dir + source
+		case !strings.HasPrefix(target, "/"):
+			return dir + target
+		}
+		return target
+	}
+	for _, ref := range s.Secrets {
+		// compose asks for the Mount API with create_host_path off, hence the empty bind options.
+		out = append(out, mount.Mount{Type: mount.TypeBind, Source: absPath(p.Secrets[ref.Source].File), Target: target("/run/secrets/", ref.Source, ref.Target),
+			ReadOnly: true, BindOptions: &mount.BindOptions{}})
+	}
+	for _, ref := range s.Configs {
+		out = append(out, mount.Mount{Type: mount.TypeBind, Source: absPath(p.Configs[ref.Source].File), Target: target("/", ref.Source, ref.Target), ReadOnly: true})
+	}
+	return out
+}
+
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }
 
 func serviceMount(p *types.Project, v types.ServiceVolumeConfig) (mount.Mount, error) {
@@ -473,15 +604,48 @@ func restartMode(condition string) container.RestartPolicyMode {
 	return container.RestartPolicyMode(condition)
 }
 
+// resources maps every cgroup and device attribute the way compose's getDeployResources does.
 func resources(s types.ServiceConfig) container.Resources {
 	r := container.Resources{
-		Memory:            int64(s.MemLimit),
-		MemoryReservation: int64(s.MemReservation),
-		NanoCPUs:          int64(s.CPUS * 1e9),
-		OomKillDisable:    &s.OomKillDisable,
+		CgroupParent:       s.CgroupParent,
+		Memory:             int64(s.MemLimit),
+		MemorySwap:         int64(s.MemSwapLimit),
+		MemoryReservation:  int64(s.MemReservation),
+		OomKillDisable:     &s.OomKillDisable,
+		CPUCount:           s.CPUCount,
+		CPUPeriod:          s.CPUPeriod,
+		CPUQuota:           s.CPUQuota,
+		CPURealtimePeriod:  s.CPURTPeriod,
+		CPURealtimeRuntime: s.CPURTRuntime,
+		CPUShares:          s.CPUShares,
+		NanoCPUs:           int64(s.CPUS * 1e9),
+		CPUPercent:         int64(s.CPUPercent * 100),
+		CpusetCpus:         s.CPUSet,
+		DeviceCgroupRules:  s.DeviceCgroupRules,
+	}
+	if s.MemSwappiness != 0 {
+		v := int64(s.MemSwappiness)
+		r.MemorySwappiness = &v
 	}
 	if s.PidsLimit != 0 {
 		r.PidsLimit = &s.PidsLimit
+	}
+	if b := s.BlkioConfig; b != nil {
+		r.BlkioWeight = b.Weight
+		for _, w := range b.WeightDevice {
+			r.BlkioWeightDevice = append(r.BlkioWeightDevice, &blkiodev.WeightDevice{Path: w.Path, Weight: w.Weight})
+		}
+		throttle := func(in []types.ThrottleDevice) []*blkiodev.ThrottleDevice {
+			var out []*blkiodev.ThrottleDevice
+			for _, t := range in {
+				out = append(out, &blkiodev.ThrottleDevice{Path: t.Path, Rate: uint64(t.Rate)})
+			}
+			return out
+		}
+		r.BlkioDeviceReadBps = throttle(b.DeviceReadBps)
+		r.BlkioDeviceReadIOps = throttle(b.DeviceReadIOps)
+		r.BlkioDeviceWriteBps = throttle(b.DeviceWriteBps)
+		r.BlkioDeviceWriteIOps = throttle(b.DeviceWriteIOps)
 	}
 	if s.Deploy != nil {
 		if l := s.Deploy.Resources.Limits; l != nil {
@@ -491,23 +655,63 @@ func resources(s types.ServiceConfig) container.Resources {
 			if l.NanoCPUs != 0 {
 				r.NanoCPUs = int64(l.NanoCPUs * 1e9)
 			}
-			if l.Pids != 0 {
+			if l.Pids > 0 {
 				r.PidsLimit = &l.Pids
 			}
 		}
+		// CPU reservations are a Swarm notion; compose maps only the memory one.
 		if res := s.Deploy.Resources.Reservations; res != nil && res.MemoryBytes != 0 {
 			r.MemoryReservation = int64(res.MemoryBytes)
 		}
 	}
+	for _, d := range s.Devices {
+		r.Devices = append(r.Devices, container.DeviceMapping{PathOnHost: d.Source, PathInContainer: d.Target, CgroupPermissions: d.Permissions})
+	}
 	for name, u := range s.Ulimits {
-		soft, hard := int64(u.Soft), int64(u.Hard)
-		if u.Single != 0 {
-			soft, hard = int64(u.Single), int64(u.Single)
+		soft, hard := u.Single, u.Single
+		if u.Soft != 0 {
+			soft = u.Soft
 		}
-		r.Ulimits = append(r.Ulimits, &container.Ulimit{Name: name, Soft: soft, Hard: hard})
+		if u.Hard != 0 {
+			hard = u.Hard
+		}
+		r.Ulimits = append(r.Ulimits, &container.Ulimit{Name: name, Soft: int64(soft), Hard: int64(hard)})
 	}
 	slices.SortFunc(r.Ulimits, func(a, b *container.Ulimit) int { return strings.Compare(a.Name, b.Name) })
 	return r
+}
+
+// securityOptions passes security_opt through as compose does: a seccomp profile file is read
+// and inlined, and systempaths=unconfined becomes empty masked and read-only path lists.
+func securityOptions(p *types.Project, s types.ServiceConfig) ([]string, bool, error) {
+	var out []string
+	unconfined := false
+	for _, opt := range s.SecurityOpt {
+		if opt == "systempaths=unconfined" {
+			unconfined = true
+			continue
+		}
+		key, val, ok := strings.Cut(opt, "=")
+		if !ok && key != "no-new-privileges" {
+			if key, val, ok = strings.Cut(opt, ":"); !ok {
+				return nil, false, Errorf(KindInvalid, "service %s: invalid security_opt %q", s.Name, opt)
+			}
+		}
+		if key == "seccomp" && val != "unconfined" && val != "builtin" {
+			raw, err := os.ReadFile(p.RelativePath(val))
+			if err != nil {
+				return nil, false, Errorf(KindInvalid, "service %s: seccomp profile: %w", s.Name, err)
+			}
+			var b bytes.Buffer
+			if err := json.Compact(&b, raw); err != nil {
+				return nil, false, Errorf(KindInvalid, "service %s: seccomp profile %s: %w", s.Name, val, err)
+			}
+			out = append(out, "seccomp="+b.String())
+			continue
+		}
+		out = append(out, opt)
+	}
+	return out, unconfined, nil
 }
 
 func fileMode(m uint32) os.FileMode { return os.FileMode(m) }

@@ -67,6 +67,7 @@ type job struct {
 	project     ProjectSpec
 	projectName string
 	service     string
+	dependent   bool // recreated because a service it depends on was: no pull, as compose does
 }
 
 // New returns a Deployer that talks to the engine through eng (a *client.Client in production).

@@ -138,14 +138,18 @@ func requireDeployed(t *testing.T, recs []Record, want ...string) {
 // normalized flattens what compose decides about a container into path → value, leaving out
 // what legitimately differs between two creations of the same service: ids, timestamps,
 // state, ephemeral addresses, the daemon's own files, and the replace label.
-func normalized(t *testing.T, c container.InspectResponse) map[string]string {
+func normalized(t *testing.T, c container.InspectResponse, ids map[string]string) map[string]string {
 	t.Helper()
-	raw, err := json.Marshal(c)
+	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw := string(b)
+	for id, placeholder := range ids {
+		raw = strings.ReplaceAll(raw, id, placeholder)
+	}
 	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"Id", "Created", "State", "ResolvConfPath", "HostnamePath", "HostsPath", "LogPath",
@@ -237,9 +241,15 @@ func flatten(prefix string, v any, out map[string]string) {
 }
 
 // diffContainers reports every normalized field where berth's container differs from compose's.
-func diffContainers(t *testing.T, name string, compose, berth container.InspectResponse) {
+// ids maps container ids to placeholders, for references to containers that were replaced.
+func diffContainers(t *testing.T, name string, compose, berth container.InspectResponse, ids ...map[string]string) {
 	t.Helper()
-	a, b := normalized(t, compose), normalized(t, berth)
+	var a, b map[string]string
+	if len(ids) == 2 {
+		a, b = normalized(t, compose, ids[0]), normalized(t, berth, ids[1])
+	} else {
+		a, b = normalized(t, compose, nil), normalized(t, berth, nil)
+	}
 	var diffs []string
 	for _, k := range slices.Sorted(maps.Keys(a)) {
 		if a[k] != b[k] {
@@ -461,6 +471,136 @@ func TestParityBerthFirst(t *testing.T) {
 			composed := p.containers()
 			for name, b := range berth {
 				diffContainers(t, name, composed[name], b)
+			}
+		})
+	}
+}
+
+// fieldsProject exercises the less common service attributes: shared namespaces and volumes,
+// static addresses, an external network, devices, secrets and configs, and dependents.
+const fieldsProject = `name: @PROJECT@
+services:
+  app:
+    image: acme/web:${WEB_TAG}
+    init: true
+    ports: ["127.0.0.1::80", "127.0.0.1::7000-7001/udp", "127.0.0.1:0:81/tcp"]
+    expose: [@EXPOSE@, "4000/udp"]
+    networks:
+      fixed: {ipv4_address: "${SUBNET}.10", aliases: [fixed-app]}
+      outside: {}
+    devices: ["/dev/null:/dev/xnull:rwm"]
+    dns: [10.0.0.53]
+    dns_opt: ["ndots:2"]
+    group_add: ["1234"]
+    oom_score_adj: 100
+    cpu_shares: 512
+    mem_limit: 64m
+    memswap_limit: 128m
+    stdin_open: true
+    tty: true
+    hostname: app
+    domainname: example.test
+    stop_signal: SIGINT
+    healthcheck: {disable: true}
+    restart: always
+    ipc: shareable
+    secrets: [token, {source: token, target: other-token}]
+    configs: [{source: app_conf, target: /etc/app.conf}, app_conf]
+    volumes:
+      - {type: volume, source: data, target: /data}
+      - {type: bind, source: ./conf, target: /conf, bind: {propagation: rprivate}}
+  sidecar:
+    image: busybox:1
+    init: true
+    command: ["sleep", "3600"]
+    network_mode: service:app
+    ipc: service:app
+    volumes_from: [app]
+    depends_on: [app]
+  restarter:
+    image: busybox:1
+    init: true
+    command: ["sleep", "3600"]
+    networks: [fixed]
+    depends_on:
+      app: {condition: service_started, restart: true}
+  isolated:
+    image: busybox:1
+    init: true
+    command: ["sleep", "3600"]
+    network_mode: none
+    security_opt: [systempaths=unconfined]
+networks:
+  fixed:
+    ipam: {config: [{subnet: "${SUBNET}.0/24"}]}
+  outside:
+    external: true
+    name: ${OUTSIDE}
+secrets:
+  token: {file: ./token.txt}
+configs:
+  app_conf: {file: ./app.conf}
+volumes:
+  data: {}
+`
+
+// TestParityFields redeploys a service using many attributes, with services sharing its
+// namespaces and one restarting with it, and checks the result against compose.
+func TestParityFields(t *testing.T) {
+	eng := deployertest.Engine(t)
+	for _, version := range []string{"v5.6.0", "v2.40.3"} {
+		t.Run(version, func(t *testing.T) {
+			t.Parallel()
+			cli := deployertest.ComposeCLI(t, version)
+			tag := deployertest.UniqueTag("fields")
+			// compose v2.40.3 sends an expose range as one literal port key ("3000-3001/tcp"),
+			// which the daemon stores and newer clients cannot even parse back; v5 and berth
+			// expand it into one port each. So the range is only compared against v5.
+			expose := `"3000-3001"`
+			if version == "v2.40.3" {
+				expose = `"3000"`
+			}
+			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
+			ctx := context.Background()
+			outside := "ext" + strings.ReplaceAll(tag, "-", "")
+			if _, err := eng.NetworkCreate(ctx, outside, client.NetworkCreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = eng.NetworkRemove(ctx, outside, client.NetworkRemoveOptions{}) })
+			subnet := fmt.Sprintf("10.%d.%d", 200+tag[len(tag)-1]%50, tag[len(tag)-2])
+			p := newParityProject(t, eng, cli, map[string]string{
+				"compose.yaml": strings.ReplaceAll(fieldsProject, "@EXPOSE@", expose),
+				".env":         "WEB_TAG=" + tag + "\nSUBNET=" + subnet + "\nOUTSIDE=" + outside + "\n",
+				"token.txt":    "s3cret\n",
+				"app.conf":     "answer=42\n",
+				"conf/x":       "x",
+			})
+			p.compose("up", "-d", "--quiet-pull")
+			ref := p.containers()
+			requireDeployed(t, p.deploy(p.spec(), "acme/web", tag), "app")
+			got := p.containers()
+			app := p.name + "-app-1"
+			// The sidecar's config hash holds app's container id, so it differs exactly when app's
+			// id does; compose's verdict on it is the up -d check below.
+			sidecar := p.name + "-sidecar-1"
+			ids := []map[string]string{
+				{ref[app].ID: "<app>", ref[sidecar].Config.Labels[labelConfigHash]: "<sidecar hash>"},
+				{got[app].ID: "<app>", got[sidecar].Config.Labels[labelConfigHash]: "<sidecar hash>"},
+			}
+			for name, c := range ref {
+				b := got[name]
+				wantNew := strings.HasSuffix(name, "-app-1") || strings.HasSuffix(name, "-sidecar-1")
+				if wantNew == (b.ID == c.ID) {
+					t.Errorf("%s: recreated=%t, want %t", name, b.ID != c.ID, wantNew)
+				}
+				diffContainers(t, name, c, b, ids...)
+			}
+			if r := got[p.name+"-restarter-1"]; r.State == nil || r.State.StartedAt == ref[p.name+"-restarter-1"].State.StartedAt {
+				t.Errorf("restarter (depends_on app with restart: true) was not restarted")
+			}
+			p.upChangesNothing()
+			if out := p.compose("exec", "-T", "app", "cat", "/run/secrets/other-token", "/etc/app.conf", "/app_conf"); out != "s3cret\nanswer=42\nanswer=42\n" {
+				t.Errorf("secret and configs in the redeployed container: %q", out)
 			}
 		})
 	}

@@ -28,12 +28,17 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job) error 
 	if !ok {
 		return Errorf(KindNotFound, "service %s is no longer in project %s", j.service, p.Name)
 	}
-	if err := checkSupported(s); err != nil {
+	if err := checkSupported(p, s); err != nil {
 		return err
 	}
-	log.Info("pull", "ref", s.Image)
-	if err := d.pullPinned(ctx, s.Image, j.req.Digest); err != nil {
+	if err := d.resolveServiceReferences(ctx, p, &s); err != nil {
 		return err
+	}
+	if !j.dependent {
+		log.Info("pull", "ref", s.Image)
+		if err := d.pullPinned(ctx, s.Image, j.req.Digest); err != nil {
+			return err
+		}
 	}
 	img, err := d.eng.ImageInspect(ctx, s.Image)
 	if err != nil {
@@ -98,7 +103,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job) error 
 			return err
 		}
 	}
-	return nil
+	return d.followDependents(ctx, log, j, p)
 }
 
 // replace swaps old for a container made from spec the way compose does: create under a
