@@ -605,3 +605,123 @@ func TestParityFields(t *testing.T) {
 		})
 	}
 }
+
+// TestProjectsAsUsersHaveThem loads projects the way people write them (several compose files
+// named by COMPOSE_FILE in .env, an override file, COMPOSE_PROFILES, defaults, extends and
+// include) and serves two projects from one deployer: a push redeploys the service in both,
+// and compose, reading the same files, recreates nothing.
+func TestProjectsAsUsersHaveThem(t *testing.T) {
+	eng := deployertest.Engine(t)
+	cli := deployertest.ComposeCLI(t, "v5.6.0")
+	tag := deployertest.UniqueTag("layout")
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
+
+	layered := newParityProject(t, eng, cli, map[string]string{
+		".env": "COMPOSE_FILE=base.yaml:prod.yaml\nCOMPOSE_PROFILES=extra\nWEB_TAG=" + tag + "\n",
+		"base.yaml": `name: @PROJECT@
+include: [lib/db.yaml]
+services:
+  web:
+    extends: {file: common.yaml, service: httpd}
+    image: acme/web:${WEB_TAG}
+    environment: {LEVEL: "${LEVEL:-info}"}
+  extra:
+    image: acme/web:${WEB_TAG}
+    init: true
+    profiles: [extra]
+  never:
+    image: acme/web:${WEB_TAG}
+    profiles: [debug]
+`,
+		"prod.yaml":   "services:\n  web:\n    deploy: {replicas: 2}\n    labels: {tier: prod}\n",
+		"common.yaml": "services:\n  httpd:\n    init: true\n    ports: [\"127.0.0.1::80\"]\n    environment: {FROM: common}\n",
+		"lib/db.yaml": "services:\n  db:\n    image: busybox:1\n    init: true\n    command: [sleep, \"3600\"]\n    volumes: [./data:/data]\n",
+	})
+	plain := newParityProject(t, eng, cli, map[string]string{
+		"docker-compose.yml":          "name: @PROJECT@\nservices:\n  api:\n    image: acme/web:" + tag + "\n    init: true\n",
+		"docker-compose.override.yml": "services:\n  api:\n    environment: [OVERRIDDEN=yes]\n",
+	})
+	layered.compose("up", "-d", "--quiet-pull")
+	plain.compose("up", "-d", "--quiet-pull")
+	before := map[string]container.InspectResponse{}
+	maps.Copy(before, layered.containers())
+	maps.Copy(before, plain.containers())
+
+	ctx := context.Background()
+	var mu sync.Mutex
+	var recs []Record
+	d := New(ctx, eng, Options{Projects: []ProjectSpec{layered.spec(), plain.spec()}, Owners: []string{"acme"}, OnRecord: func(r Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		recs = append(recs, r)
+	}})
+	ticket, err := d.Deploy(ctx, Request{Source: "test", Repository: "acme/web", Tag: tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{layered.name + "/extra", layered.name + "/web", plain.name + "/api"}
+	if !slices.Equal(ticket.Services, want) {
+		t.Fatalf("push matched %v, want %v (profile debug inactive, both projects searched)", ticket.Services, want)
+	}
+	if err := d.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	requireDeployed(t, recs, "api", "extra", "web")
+	after := map[string]container.InspectResponse{}
+	maps.Copy(after, layered.containers())
+	maps.Copy(after, plain.containers())
+	for name, c := range before {
+		diffContainers(t, name, c, after[name])
+	}
+	if len(after) != len(before) || len(after) != 5 {
+		t.Errorf("containers after deploy: %v", slices.Sorted(maps.Keys(after)))
+	}
+	layered.upChangesNothing()
+	plain.upChangesNothing()
+}
+
+// TestFailedCreateKeepsOldContainer makes the engine refuse the replacement container (its
+// bind source vanished from the host, which the Mount API checks at create) and checks that
+// the running container is left exactly as it was, with nothing half-made beside it.
+func TestFailedCreateKeepsOldContainer(t *testing.T) {
+	eng := deployertest.Engine(t)
+	cli := deployertest.ComposeCLI(t, "v5.6.0")
+	tag := deployertest.UniqueTag("keep")
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
+	p := newParityProject(t, eng, cli, map[string]string{
+		"compose.yaml": `name: @PROJECT@
+services:
+  web:
+    image: acme/web:` + tag + `
+    init: true
+    volumes:
+      - {type: bind, source: ./conf, target: /conf, bind: {create_host_path: false}}
+      - data:/data
+volumes:
+  data: {}
+`,
+		"conf/x": "x",
+	})
+	p.compose("up", "-d", "--quiet-pull")
+	p.compose("exec", "-T", "web", "sh", "-c", "echo kept > /data/marker")
+	before := p.containers()
+	if err := os.RemoveAll(filepath.Join(p.dir, "conf")); err != nil {
+		t.Fatal(err)
+	}
+	recs := p.deploy(p.spec(), "acme/web", tag)
+	if len(recs) != 1 || recs[0].Outcome != OutcomeFailed || !strings.Contains(recs[0].Error, "conf") {
+		t.Fatalf("deploy with a vanished bind source: %+v, want one failed deploy naming conf", recs)
+	}
+	after := p.containers()
+	if len(after) != 1 {
+		t.Fatalf("containers after the failed deploy: %v", slices.Sorted(maps.Keys(after)))
+	}
+	for name, c := range after {
+		if b := before[name]; b.ID != c.ID || !c.State.Running {
+			t.Errorf("%s was replaced or stopped by a deploy that failed", name)
+		}
+	}
+	if out := p.compose("exec", "-T", "web", "cat", "/data/marker"); strings.TrimSpace(out) != "kept" {
+		t.Errorf("named volume data after a failed deploy: %q", out)
+	}
+}

@@ -3,9 +3,12 @@ package deployer
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/consts"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -31,6 +34,7 @@ func loadProject(ctx context.Context, spec ProjectSpec) (*types.Project, error) 
 		cli.WithEnv(spec.Environ),
 		cli.WithEnvFiles(spec.EnvFiles...),
 		cli.WithDotEnv,
+		composeFileRelativeTo(spec.Dir),
 		cli.WithConfigFileEnv,
 		cli.WithDefaultConfigPath,
 		cli.WithEnvFiles(spec.EnvFiles...),
@@ -73,6 +77,34 @@ func loadProject(ctx context.Context, spec ProjectSpec) (*types.Project, error) 
 		project.Services[name] = s
 	}
 	return project, nil
+}
+
+// composeFileRelativeTo resolves relative COMPOSE_FILE entries (often set in the project's .env)
+// against the project directory: the CLI resolves them against its working directory, which for
+// a user running compose is that directory, while berth's own working directory is elsewhere.
+func composeFileRelativeTo(dir string) cli.ProjectOptionsFn {
+	return func(o *cli.ProjectOptions) error {
+		files, ok := o.Environment[consts.ComposeFilePath]
+		if !ok || dir == "" || len(o.ConfigPaths) > 0 {
+			return nil
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return fmt.Errorf("project directory %s: %w", dir, err)
+		}
+		sep := o.Environment[consts.ComposePathSeparator]
+		if sep == "" {
+			sep = string(os.PathListSeparator)
+		}
+		parts := strings.Split(files, sep)
+		for i, f := range parts {
+			if f != "" && f != "-" && !filepath.IsAbs(f) {
+				parts[i] = filepath.Join(abs, f)
+			}
+		}
+		o.Environment[consts.ComposeFilePath] = strings.Join(parts, sep)
+		return nil
+	}
 }
 
 // The labels compose writes on what it creates; docker compose finds its containers by them.
