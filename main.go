@@ -40,7 +40,8 @@ const minSecretLen = 16
 // config is berth's whole configuration, read from the environment.
 type config struct {
 	Owner           []string      `envconfig:"OWNER" required:"true"`
-	ProjectDir      string        `envconfig:"PROJECT_DIR" default:"."`
+	ProjectDir      string        `envconfig:"PROJECT_DIR" default:"."` // one or more directories, comma-separated
+	HostProjectDir  string        `envconfig:"HOST_PROJECT_DIR"`        // their host paths, when berth cannot inspect its own mounts
 	ComposeFile     string        `envconfig:"COMPOSE_FILE"`
 	ProjectName     string        `envconfig:"COMPOSE_PROJECT_NAME"`
 	Profiles        string        `envconfig:"COMPOSE_PROFILES"`
@@ -79,7 +80,7 @@ func credentialVars() []credentialVar {
 // ownVars are the variables berth reads itself; they are kept out of the environment the
 // compose files are interpolated with, so ${SECRET} in a compose file cannot leak berth's.
 func ownVars() []string {
-	vars := []string{"OWNER", "PROJECT_DIR", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
+	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
 		"PARALLEL", "SHUTDOWN_TIMEOUT"}
 	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
@@ -125,6 +126,12 @@ func (c config) validate() error {
 		return fmt.Errorf("PARALLEL=%d must be at least 1", c.Parallel)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("LOG_FORMAT=%q must be text or json", c.LogFormat)
+	case len(c.projectDirs()) == 0:
+		return errors.New("PROJECT_DIR is empty; set it to the compose project directory (several: comma-separated)")
+	case len(c.projectDirs()) > 1 && c.ProjectName != "":
+		return errors.New("COMPOSE_PROJECT_NAME applies to a single project but PROJECT_DIR lists several; name each project in its compose file (name:) or its .env")
+	case c.HostProjectDir != "" && len(strings.Split(c.HostProjectDir, ",")) != len(c.projectDirs()):
+		return fmt.Errorf("HOST_PROJECT_DIR lists %d paths for %d PROJECT_DIR entries; give one host path per project directory, in the same order", len(strings.Split(c.HostProjectDir, ",")), len(c.projectDirs()))
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -183,28 +190,50 @@ func (c config) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// project turns the COMPOSE_* settings into the spec the deployer loads, resolving compose
-// files against the project directory as users expect of a mounted project.
-func (c config) project(environ []string) deployer.ProjectSpec {
-	spec := deployer.ProjectSpec{Dir: c.ProjectDir, Name: c.ProjectName}
-	if c.ComposeFile != "" {
-		for _, f := range strings.Split(c.ComposeFile, ":") {
-			if !filepath.IsAbs(f) {
-				f = filepath.Join(c.ProjectDir, f)
+// projectDirs is PROJECT_DIR split on commas, blanks dropped.
+func (c config) projectDirs() []string {
+	var dirs []string
+	for _, d := range strings.Split(c.ProjectDir, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// projects turns PROJECT_DIR and the COMPOSE_* settings into the specs the deployer loads,
+// resolving compose files against each project directory as users expect of a mounted project.
+func (c config) projects(environ []string) []deployer.ProjectSpec {
+	var hostDirs []string
+	if c.HostProjectDir != "" {
+		hostDirs = strings.Split(c.HostProjectDir, ",")
+	}
+	var specs []deployer.ProjectSpec
+	for i, dir := range c.projectDirs() {
+		spec := deployer.ProjectSpec{Dir: dir, Name: c.ProjectName}
+		if i < len(hostDirs) {
+			spec.HostDir = strings.TrimSpace(hostDirs[i])
+		}
+		if c.ComposeFile != "" {
+			for _, f := range strings.Split(c.ComposeFile, ":") {
+				if !filepath.IsAbs(f) {
+					f = filepath.Join(dir, f)
+				}
+				spec.Files = append(spec.Files, f)
 			}
-			spec.Files = append(spec.Files, f)
 		}
-	}
-	if c.Profiles != "" {
-		spec.Profiles = strings.Split(c.Profiles, ",")
-	}
-	for _, kv := range environ {
-		k, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(ownVars(), k) {
-			spec.Environ = append(spec.Environ, kv)
+		if c.Profiles != "" {
+			spec.Profiles = strings.Split(c.Profiles, ",")
 		}
+		for _, kv := range environ {
+			k, _, _ := strings.Cut(kv, "=")
+			if !slices.Contains(ownVars(), k) {
+				spec.Environ = append(spec.Environ, kv)
+			}
+		}
+		specs = append(specs, spec)
 	}
-	return spec
+	return specs
 }
 
 // run is berth: it returns when ctx ends (after a graceful stop) or on a fatal error.
@@ -238,10 +267,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	defer docker.Close()
 
+	projects, err := deployer.DetectHostDirs(ctx, docker, cfg.projects(environ))
+	if err != nil {
+		return err
+	}
 	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeploys()
 	d := deployer.New(deployCtx, docker, deployer.Options{
-		Projects:       []deployer.ProjectSpec{cfg.project(environ)},
+		Projects:       projects,
 		Owners:         cfg.Owner,
 		ComposeVersion: cfg.ComposeVersion,
 		Parallel:       cfg.Parallel,

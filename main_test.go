@@ -74,6 +74,7 @@ func startBerth(t *testing.T, env map[string]string) (string, *syncBuffer) {
 		}
 		select {
 		case err := <-done:
+			done <- nil // for the cleanup, which waits for berth's exit
 			t.Fatalf("berth exited before listening: %v\n%s", err, logs.String())
 		default:
 		}
@@ -504,8 +505,32 @@ func TestConfigCredentials(t *testing.T) {
 			}
 		})
 	}
-	spec := config{}.project([]string{"GHCR_SECRET=x", "HARBOR_AUTH_HEADER_FILE=y", "KEEP=z"})
+	spec := config{ProjectDir: "."}.projects([]string{"GHCR_SECRET=x", "HARBOR_AUTH_HEADER_FILE=y", "KEEP=z"})[0]
 	if len(spec.Environ) != 1 || spec.Environ[0] != "KEEP=z" {
 		t.Errorf("credential variables leak into compose interpolation: %v", spec.Environ)
+	}
+}
+
+// TestProjectDirList: PROJECT_DIR takes several directories, HOST_PROJECT_DIR pairs with them,
+// and settings that cannot apply to several projects are refused with the fix.
+func TestProjectDirList(t *testing.T) {
+	c := config{ProjectDir: "/srv/a, /srv/b", HostProjectDir: "/host/a,/host/b", ComposeFile: "compose.yaml:prod.yaml"}
+	specs := c.projects([]string{"X=1", "SECRET=s", "HOST_PROJECT_DIR=/host/a"})
+	if len(specs) != 2 || specs[1].Dir != "/srv/b" || specs[1].HostDir != "/host/b" ||
+		!slices.Equal(specs[1].Files, []string{"/srv/b/compose.yaml", "/srv/b/prod.yaml"}) || !slices.Equal(specs[0].Environ, []string{"X=1"}) {
+		t.Errorf("projects = %+v", specs)
+	}
+	for _, tc := range []struct {
+		c    config
+		want string
+	}{
+		{config{ProjectDir: "/srv/a,/srv/b", ProjectName: "x"}, "COMPOSE_PROJECT_NAME"},
+		{config{ProjectDir: "/srv/a,/srv/b", HostProjectDir: "/host/a"}, "HOST_PROJECT_DIR lists 1 paths for 2"},
+		{config{ProjectDir: " , "}, "PROJECT_DIR is empty"},
+	} {
+		tc.c.Owner, tc.c.Parallel, tc.c.LogLevel, tc.c.LogFormat = []string{"acme"}, 1, "info", "text"
+		if err := tc.c.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("validate(%+v) = %v, want an error about %s", tc.c, err, tc.want)
+		}
 	}
 }

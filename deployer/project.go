@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -24,6 +25,9 @@ type ProjectSpec struct {
 	// Environ is the environment compose would inherit from its shell, as KEY=VALUE.
 	// Variables set here beat the project's .env, as in the CLI.
 	Environ []string
+	// HostDir is Dir as the Docker host sees it, when berth sees the project through a mount
+	// (berth in a container); paths compose would write are rewritten to it. Empty: same path.
+	HostDir string
 }
 
 // loadProject reads the project the way `docker compose up` does (compose-go, the same option
@@ -59,9 +63,22 @@ func loadProject(ctx context.Context, spec ProjectSpec) (*types.Project, error) 
 	if err != nil {
 		return nil, Errorf(KindInvalid, "resolve service environment of project %s: %w", project.Name, err)
 	}
+	if err := toHostPaths(project, spec.Dir, spec.HostDir); err != nil {
+		return nil, Errorf(KindInvalid, "project %s: %w", project.Name, err)
+	}
 	envFiles := ""
 	if len(spec.EnvFiles) > 0 {
-		envFiles = strings.Join(opts.EnvFiles, ",")
+		files := slices.Clone(opts.EnvFiles)
+		if spec.HostDir != "" {
+			dir, _ := filepath.Abs(spec.Dir)
+			for i, f := range files {
+				if within(f, dir) {
+					rel, _ := filepath.Rel(dir, f)
+					files[i] = filepath.Join(spec.HostDir, rel)
+				}
+			}
+		}
+		envFiles = strings.Join(files, ",")
 	}
 	for name, s := range project.Services {
 		s.CustomLabels = map[string]string{

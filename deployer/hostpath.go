@@ -1,0 +1,138 @@
+package deployer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/moby/moby/client"
+)
+
+// containerIDInMountinfo finds the engine's per-container files (hostname, hosts, resolv.conf)
+// among the mounts of a process running in a container; their path holds the container's id.
+var containerIDInMountinfo = regexp.MustCompile(`/containers/([0-9a-f]{64})/(?:hostname|hosts|resolv\.conf)\s`)
+
+// ownContainerID returns the id of the container this process runs in, read from mountinfo,
+// or "" when it does not run in a container.
+func ownContainerID(mountinfo io.Reader) string {
+	sc := bufio.NewScanner(mountinfo)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if m := containerIDInMountinfo.FindStringSubmatch(sc.Text() + " "); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+// DetectHostDirs fills in HostDir for every project whose directory berth sees through a
+// mount of its own container, so that the paths compose writes (bind sources, the project's
+// working_dir and config_files labels) are the host's, as if compose ran on the host. Outside a
+// container, or for a HostDir already set (HOST_PROJECT_DIR), specs are returned unchanged.
+func DetectHostDirs(ctx context.Context, eng engine, specs []ProjectSpec) ([]ProjectSpec, error) {
+	out := make([]ProjectSpec, len(specs))
+	copy(out, specs)
+	need := false
+	for _, s := range out {
+		need = need || s.HostDir == ""
+	}
+	if !need {
+		return out, nil
+	}
+	id := ""
+	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
+		id = ownContainerID(f)
+		f.Close()
+	}
+	if id == "" {
+		if _, err := os.Stat("/.dockerenv"); err != nil {
+			return out, nil // not in a container: the paths berth sees are the host's
+		}
+		id, _ = os.Hostname() // the engine's default hostname is the short container id
+	}
+	self, err := eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("berth runs in a container but cannot inspect it (%s: %w) to learn the host path of its project directory; set HOST_PROJECT_DIR to that host path", id, err)
+	}
+	for i, s := range out {
+		if s.HostDir != "" {
+			continue
+		}
+		dir, err := filepath.Abs(s.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("project directory %s: %w", s.Dir, err)
+		}
+		best := ""
+		for _, m := range self.Container.Mounts {
+			if m.Source == "" || !within(dir, m.Destination) || len(m.Destination) <= len(best) {
+				continue
+			}
+			best = m.Destination
+			rel, _ := filepath.Rel(m.Destination, dir)
+			out[i].HostDir = filepath.Join(m.Source, rel)
+		}
+		if best == "" {
+			return nil, fmt.Errorf("project directory %s is not mounted from the host into berth's container %s; mount it (e.g. -v /srv/app:%s) or set HOST_PROJECT_DIR to its host path", dir, id[:min(12, len(id))], dir)
+		}
+	}
+	return out, nil
+}
+
+// within says whether path is dir or below it.
+func within(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// toHostPaths rewrites the paths compose-go resolved under the project directory as berth sees
+// it (dir) into the same paths on the host (hostDir): the working directory, the compose files,
+// bind sources, and secret and config files. Absolute paths elsewhere are the host's already.
+func toHostPaths(p *types.Project, dir, hostDir string) error {
+	if hostDir == "" {
+		return nil
+	}
+	if !filepath.IsAbs(hostDir) {
+		return errors.New("HOST_PROJECT_DIR must be an absolute path, got " + hostDir)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	move := func(path string) string {
+		if !within(path, dir) {
+			return path
+		}
+		rel, _ := filepath.Rel(dir, path)
+		return filepath.Join(hostDir, rel)
+	}
+	p.WorkingDir = move(p.WorkingDir)
+	for i, f := range p.ComposeFiles {
+		p.ComposeFiles[i] = move(f)
+	}
+	for name, s := range p.Services {
+		vols := make([]types.ServiceVolumeConfig, len(s.Volumes))
+		for i, v := range s.Volumes {
+			if v.Type == types.VolumeTypeBind {
+				v.Source = move(v.Source)
+			}
+			vols[i] = v
+		}
+		s.Volumes = vols
+		p.Services[name] = s
+	}
+	for name, sec := range p.Secrets {
+		sec.File = move(sec.File)
+		p.Secrets[name] = sec
+	}
+	for name, c := range p.Configs {
+		c.File = move(c.File)
+		p.Configs[name] = c
+	}
+	return nil
+}
