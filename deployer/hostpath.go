@@ -51,15 +51,26 @@ func DetectHostDirs(ctx context.Context, eng engine, specs []ProjectSpec) ([]Pro
 		id = ownContainerID(f)
 		f.Close()
 	}
-	if id == "" {
-		if _, err := os.Stat("/.dockerenv"); err != nil {
-			return out, nil // not in a container: the paths berth sees are the host's
+	var self client.ContainerInspectResult
+	switch {
+	case id != "":
+		var err error
+		if self, err = eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); err != nil {
+			return nil, fmt.Errorf("berth runs in container %s but cannot inspect it (%w) to learn the host path of its project directory; set HOST_PROJECT_DIR to that host path", id[:12], err)
 		}
-		id, _ = os.Hostname() // the engine's default hostname is the short container id
-	}
-	self, err := eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("berth runs in a container but cannot inspect it (%s: %w) to learn the host path of its project directory; set HOST_PROJECT_DIR to that host path", id, err)
+	default:
+		// Without the engine's files in mountinfo, berth is either not in a container or in
+		// one this engine does not run (so it shares the host's view of the paths); the
+		// hostname, the engine's default for its containers, tells the two apart.
+		if _, err := os.Stat("/.dockerenv"); err != nil {
+			return out, nil
+		}
+		host, _ := os.Hostname()
+		res, err := eng.ContainerInspect(ctx, host, client.ContainerInspectOptions{})
+		if err != nil || host == "" || !strings.HasPrefix(res.Container.ID, host) {
+			return out, nil
+		}
+		id, self = res.Container.ID, res
 	}
 	for i, s := range out {
 		if s.HostDir != "" {
