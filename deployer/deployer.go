@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// DefaultComposeVersion is the compose release berth imitates for a project none of whose
-// containers says which release made it.
+// DefaultComposeVersion is the compose release berth imitates for a service none of whose
+// containers says which release made it (the newest release berth supports).
 const DefaultComposeVersion = "5.6.0"
 
 // Request is one push that may trigger deploys, as every webhook source reports it.
@@ -39,7 +39,7 @@ type Ticket struct {
 type Options struct {
 	Projects       []ProjectSpec // the compose projects berth may redeploy
 	Owners         []string      // namespaces whose pushes are accepted
-	ComposeVersion string        // the compose release to imitate when no container says; default DefaultComposeVersion
+	ComposeVersion string        // the compose release to imitate, overriding the one that made the containers ("" = that one)
 	Parallel       int           // services deployed at the same time; default 2
 	Logger         *slog.Logger
 	// OnRecord, if set, receives the Record of every finished deploy (history, metrics and
@@ -52,7 +52,7 @@ type Deployer struct {
 	eng      engine
 	projects []ProjectSpec
 	owners   []string
-	version  string
+	version  string // COMPOSE_VERSION: the compose release to imitate whatever made the containers; "" = that release
 	log      *slog.Logger
 	queue    *queue
 	onRecord func(Record)
@@ -74,9 +74,6 @@ type job struct {
 // Deploys run on ctx: cancelling it abandons deploys in flight, so pass a context that outlives
 // request handling and use Wait for a graceful stop.
 func New(ctx context.Context, eng engine, o Options) *Deployer {
-	if o.ComposeVersion == "" {
-		o.ComposeVersion = DefaultComposeVersion
-	}
 	if o.Parallel == 0 {
 		o.Parallel = 2
 	}

@@ -33,21 +33,7 @@ type ProjectSpec struct {
 // loadProject reads the project the way `docker compose up` does (compose-go, the same option
 // order as the CLI), with labels and service environments resolved, ready to hash and create.
 func loadProject(ctx context.Context, spec ProjectSpec) (*types.Project, error) {
-	opts, err := cli.NewProjectOptions(spec.Files,
-		cli.WithWorkingDirectory(spec.Dir),
-		cli.WithEnv(spec.Environ),
-		cli.WithEnvFiles(spec.EnvFiles...),
-		cli.WithDotEnv,
-		composeFileRelativeTo(spec.Dir),
-		cli.WithConfigFileEnv,
-		cli.WithDefaultConfigPath,
-		cli.WithEnvFiles(spec.EnvFiles...),
-		cli.WithDotEnv,
-		cli.WithDefaultProfiles(spec.Profiles...),
-		cli.WithName(spec.Name),
-		cli.WithResolvedPaths(true),
-		cli.WithoutEnvironmentResolution,
-	)
+	opts, err := projectOptions(spec)
 	if err != nil {
 		return nil, Errorf(KindInvalid, "compose project in %s: %w", spec.Dir, err)
 	}
@@ -62,6 +48,9 @@ func loadProject(ctx context.Context, spec ProjectSpec) (*types.Project, error) 
 	project, err = project.WithServicesEnvironmentResolved(true)
 	if err != nil {
 		return nil, Errorf(KindInvalid, "resolve service environment of project %s: %w", project.Name, err)
+	}
+	if err := markBindsAsWritten(ctx, spec, project); err != nil {
+		return nil, err
 	}
 	if err := toHostPaths(project, spec.Dir, spec.HostDir); err != nil {
 		return nil, Errorf(KindInvalid, "project %s: %w", project.Name, err)
@@ -122,6 +111,26 @@ func composeFileRelativeTo(dir string) cli.ProjectOptionsFn {
 		o.Environment[consts.ComposeFilePath] = strings.Join(parts, sep)
 		return nil
 	}
+}
+
+// projectOptions are the compose-go options `docker compose` builds from its flags and
+// environment, in the CLI's order; extra ones go last.
+func projectOptions(spec ProjectSpec, extra ...cli.ProjectOptionsFn) (*cli.ProjectOptions, error) {
+	return cli.NewProjectOptions(spec.Files, append([]cli.ProjectOptionsFn{
+		cli.WithWorkingDirectory(spec.Dir),
+		cli.WithEnv(spec.Environ),
+		cli.WithEnvFiles(spec.EnvFiles...),
+		cli.WithDotEnv,
+		composeFileRelativeTo(spec.Dir),
+		cli.WithConfigFileEnv,
+		cli.WithDefaultConfigPath,
+		cli.WithEnvFiles(spec.EnvFiles...),
+		cli.WithDotEnv,
+		cli.WithDefaultProfiles(spec.Profiles...),
+		cli.WithName(spec.Name),
+		cli.WithResolvedPaths(true),
+		cli.WithoutEnvironmentResolution,
+	}, extra...)...)
 }
 
 // The labels compose writes on what it creates; docker compose finds its containers by them.

@@ -48,20 +48,14 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job) error 
 	if img.Config != nil {
 		imageVolumes = img.Config.Volumes
 	}
-	hash, err := serviceHash(s)
-	if err != nil {
-		return err
-	}
 	existing, err := d.serviceContainers(ctx, p.Name, s.Name)
 	if err != nil {
 		return err
 	}
-	version := d.version
-	for _, c := range existing {
-		if v := c.Labels[labelVersion]; v != "" {
-			version = v
-			break
-		}
+	version := composeVersion(d.version, existing)
+	hash, err := serviceHash(s, version)
+	if err != nil {
+		return err
 	}
 	if err := d.ensureNetworks(ctx, p, s, version); err != nil {
 		return err
