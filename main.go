@@ -137,6 +137,9 @@ func (c config) validate() error {
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("LOG_LEVEL=%q must be debug, info, warn or error", c.LogLevel)
 	}
+	if err := deployer.CheckComposeVersion(c.ComposeVersion); err != nil {
+		return err
+	}
 	return c.validateCredentials()
 }
 

@@ -320,3 +320,23 @@ func markBindsAsWritten(ctx context.Context, spec ProjectSpec, project *types.Pr
 func hasBindOptions(s types.ServiceConfig) bool {
 	return slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return v.Bind != nil })
 }
+
+// CheckComposeVersion rejects a COMPOSE_VERSION that is not a compose release number such as
+// "2.40.3" or "v5.6.0" (a pre-release suffix is allowed); empty means "not set" and passes.
+func CheckComposeVersion(version string) error {
+	if version == "" {
+		return nil
+	}
+	core, _, _ := strings.Cut(strings.TrimPrefix(version, "v"), "-")
+	parts := strings.Split(core, ".")
+	ok := len(parts) >= 2 && len(parts) <= 3
+	for _, p := range parts {
+		if _, err := strconv.ParseUint(p, 10, 32); err != nil {
+			ok = false
+		}
+	}
+	if !ok || parts[0] == "0" {
+		return fmt.Errorf("COMPOSE_VERSION=%q is not a docker compose release; use its version number, e.g. 2.40.3 or 5.6.0 (`docker compose version --short`)", version)
+	}
+	return nil
+}

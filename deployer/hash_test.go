@@ -180,3 +180,16 @@ func webContainer(t *testing.T, eng *client.Client, project string) struct {
 		Labels map[string]string
 	}{res.Items[0].ID, res.Items[0].Labels}
 }
+
+func TestCheckComposeVersion(t *testing.T) {
+	for _, v := range []string{"", "2.40.3", "v5.6.0", "5.7", "5.8.0-rc.1"} {
+		if err := CheckComposeVersion(v); err != nil {
+			t.Errorf("CheckComposeVersion(%q) = %v, want nil", v, err)
+		}
+	}
+	for _, v := range []string{"latest", "5", "v", "5.x.0", "0.1.0", "2.40.3.1"} {
+		if err := CheckComposeVersion(v); err == nil {
+			t.Errorf("CheckComposeVersion(%q) accepted it", v)
+		}
+	}
+}
