@@ -357,16 +357,11 @@ volumes:
   dbdata: {}
 `
 
-// projectFor is realisticProject for a compose release. compose v2.40.x hashes a short-syntax
-// bind differently from v5 (see COMPOSE-FACTS §2), which berth learns per project in the
-// compose-versions work; until then the v2.40.3 variant spells the bind in long syntax, whose
-// hash both releases agree on.
-func projectFor(version string) string {
-	bind := "./static:/www/static:ro"
-	if version == "v2.40.3" {
-		bind = "{type: bind, source: ./static, target: /www/static, read_only: true}"
-	}
-	return strings.ReplaceAll(realisticProject, "@STATIC@", bind)
+// projectFor is realisticProject for a compose release. Both releases get the short-syntax
+// bind, which they hash differently (COMPOSE-FACTS §2): berth must follow the one that made
+// the project.
+func projectFor(string) string {
+	return strings.ReplaceAll(realisticProject, "@STATIC@", "./static:/www/static:ro")
 }
 
 // TestParityWithComposeCLI is the compose-fidelity suite: for each compose release, compose
