@@ -124,8 +124,6 @@ func (c config) validate() error {
 		return errors.New("OWNER is empty; set it to the Docker Hub namespace(s) whose pushes berth may deploy, e.g. OWNER=acme")
 	case c.Parallel < 1:
 		return fmt.Errorf("PARALLEL=%d must be at least 1", c.Parallel)
-	case c.LogFormat != "text" && c.LogFormat != "json":
-		return fmt.Errorf("LOG_FORMAT=%q must be text or json", c.LogFormat)
 	case len(c.projectDirs()) == 0:
 		return errors.New("PROJECT_DIR is empty; set it to the compose project directory (several: comma-separated)")
 	case len(c.projectDirs()) > 1 && c.ProjectName != "":
@@ -133,14 +131,25 @@ func (c config) validate() error {
 	case c.HostProjectDir != "" && len(strings.Split(c.HostProjectDir, ",")) != len(c.projectDirs()):
 		return fmt.Errorf("HOST_PROJECT_DIR lists %d paths for %d PROJECT_DIR entries; give one host path per project directory, in the same order", len(strings.Split(c.HostProjectDir, ",")), len(c.projectDirs()))
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return fmt.Errorf("LOG_LEVEL=%q must be debug, info, warn or error", c.LogLevel)
+	if err := c.validateLogging(); err != nil {
+		return err
 	}
 	if err := deployer.CheckComposeVersion(c.ComposeVersion); err != nil {
 		return err
 	}
 	return c.validateCredentials()
+}
+
+// validateLogging checks LOG_LEVEL and LOG_FORMAT, which every subcommand reads.
+func (c config) validateLogging() error {
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("LOG_FORMAT=%q must be text or json", c.LogFormat)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("LOG_LEVEL=%q must be debug, info, warn or error", c.LogLevel)
+	}
+	return nil
 }
 
 // validateCredentials wants at least one sender kind enabled and every credential strong enough.
@@ -249,6 +258,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	switch cmd {
 	case "serve":
+	case "socket-proxy":
+		return runSocketProxy(ctx, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "berth", version())
 		return nil
@@ -318,12 +329,76 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-const usage = `usage: berth [serve|version|help]
+const usage = `usage: berth [serve|socket-proxy|version|help]
 
-  serve    receive registry webhooks and redeploy compose services (default)
-  version  print the version
+  serve         receive registry webhooks and redeploy compose services (default)
+  socket-proxy  forward to the Docker socket only the Engine API calls berth makes
+  version       print the version
 
 Configuration is read from environment variables; see README.md.`
+
+// proxyConfig configures `berth socket-proxy`, read from the environment.
+type proxyConfig struct {
+	Listen          string        `envconfig:"SOCKET_PROXY_LISTEN" default:":2375"`
+	Socket          string        `envconfig:"SOCKET_PROXY_SOCKET" default:"/var/run/docker.sock"`
+	Exec            bool          `envconfig:"SOCKET_PROXY_EXEC" default:"false"`
+	Swarm           bool          `envconfig:"SOCKET_PROXY_SWARM" default:"false"`
+	ReadOnly        bool          `envconfig:"SOCKET_PROXY_READONLY" default:"false"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"5s"`
+}
+
+// runSocketProxy serves the filtering Docker socket proxy until ctx ends.
+func runSocketProxy(ctx context.Context, stderr io.Writer) error {
+	var pc proxyConfig
+	if err := envconfig.Process("", &pc); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s=%q is not a valid %s", pe.KeyName, pe.Value, pe.TypeName)
+		}
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if pc.Socket == "" {
+		return errors.New("SOCKET_PROXY_SOCKET is empty; set it to the Docker socket's path, e.g. /var/run/docker.sock")
+	}
+	logCfg := config{LogLevel: pc.LogLevel, LogFormat: pc.LogFormat}
+	if err := logCfg.validateLogging(); err != nil {
+		return err
+	}
+	log := logCfg.logger(stderr)
+	// unix:///path listens on a socket file, so the proxy can be shared through a volume
+	// instead of a network; anything else is a TCP address.
+	network, addr := "tcp", pc.Listen
+	if p, ok := strings.CutPrefix(pc.Listen, "unix://"); ok {
+		network, addr = "unix", p
+		_ = os.Remove(p) // a socket file left by a previous run would block the listen
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return fmt.Errorf("SOCKET_PROXY_LISTEN=%s: %w", pc.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler.NewSocketProxy(pc.Socket, handler.ProxyPolicy{Exec: pc.Exec, Swarm: pc.Swarm, ReadOnly: pc.ReadOnly}, log),
+		ReadHeaderTimeout: 10 * time.Second, // no other timeouts: events and pulls stream for long
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("socket proxy listening", "addr", network+"://"+ln.Addr().String(), "socket", pc.Socket, "exec", pc.Exec, "swarm", pc.Swarm, "readonly", pc.ReadOnly)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("socket proxy: %w", err)
+	case <-ctx.Done():
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), pc.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(stopCtx); err != nil {
+		// Event streams never end by themselves; cut them.
+		_ = srv.Close()
+	}
+	return nil
+}
 
 // version reports the module version stamped at build time, or "dev".
 func version() string {
