@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/berth-dev/berth/deployer/deployertest"
+)
+
+// startSocketProxy runs `berth socket-proxy` in-process in front of the test engine's socket
+// and returns its tcp:// address and its log.
+func startSocketProxy(t *testing.T, env map[string]string) (string, *syncBuffer) {
+	t.Helper()
+	sock, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://")
+	if !ok {
+		t.Skipf("the socket proxy needs a unix-socket engine; DOCKER_HOST=%q", os.Getenv("DOCKER_HOST"))
+	}
+	t.Setenv("SOCKET_PROXY_LISTEN", "127.0.0.1:0")
+	t.Setenv("SOCKET_PROXY_SOCKET", sock)
+	t.Setenv("LOG_LEVEL", "debug")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"berth", "socket-proxy"}, os.Environ(), io.Discard, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("socket proxy exited with %v", err)
+		}
+	})
+	addr := regexp.MustCompile(`msg="socket proxy listening" addr=(tcp://\S+)`)
+	var url string
+	deployertest.Eventually(t, "the socket proxy to listen", 10*time.Second, func() bool {
+		if m := addr.FindStringSubmatch(logs.String()); m != nil {
+			url = m[1]
+			return true
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("socket proxy exited before listening: %v\n%s", err, logs.String())
+		default:
+		}
+		return false
+	})
+	return url, logs
+}
+
+// TestDeployThroughSocketProxy puts the real filtering proxy between berth and the engine: a
+// full deploy goes through it, and the calls berth never makes are refused with a message that
+// names the endpoint.
+func TestDeployThroughSocketProxy(t *testing.T) {
+	eng := deployertest.Engine(t)
+	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	ctx := context.Background()
+	realHost := os.Getenv("DOCKER_HOST")
+	tag := deployertest.UniqueTag("proxy")
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
+	project := strings.ReplaceAll(tag, "-", "")
+	dir := writeProject(t, project, fmt.Sprintf(`services:
+  web:
+    image: acme/web:%s
+    init: true
+    ports: ["127.0.0.1::80"]
+    volumes: ["data:/data"]
+volumes:
+  data: {}
+`, tag))
+	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
+	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	webName := project + "-web-1"
+	before, _, err := servicePort(ctx, eng, webName)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxyAddr, proxyLog := startSocketProxy(t, nil)
+	through, err := client.New(client.WithHost(proxyAddr), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer through.Close()
+
+	// What berth never needs is refused, and the Docker client's error says why.
+	_, err = through.ExecCreate(ctx, webName, client.ExecCreateOptions{Cmd: []string{"true"}})
+	if err == nil || !strings.Contains(err.Error(), "refuses POST /containers/"+webName+"/exec") || !strings.Contains(err.Error(), "SOCKET_PROXY_EXEC=true") {
+		t.Errorf("exec through the proxy: %v, want a refusal naming the endpoint and SOCKET_PROXY_EXEC=true", err)
+	}
+	for _, call := range []struct{ method, path string }{
+		{"POST", "/v1.41/build"}, {"GET", "/v1.41/plugins"}, {"POST", "/v1.41/system/prune"}, {"GET", "/v1.41/secrets"},
+		{"POST", "/v1.41/containers/prune"}, {"PUT", "/v1.41/containers/" + webName + "/archive?path=/"},
+	} {
+		req, _ := http.NewRequest(call.method, "http://"+strings.TrimPrefix(proxyAddr, "tcp://")+call.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "berth never uses it") {
+			t.Errorf("%s %s through the proxy answered %d %s, want 403", call.method, call.path, resp.StatusCode, body)
+		}
+	}
+	refusedBefore := strings.Count(proxyLog.String(), "socket proxy refused")
+	if refusedBefore != 7 {
+		t.Errorf("the proxy logged %d refusals, want 7:\n%s", refusedBefore, proxyLog.String())
+	}
+
+	// A full deploy through the proxy: berth has no socket, only the proxy's address.
+	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": dir, "DOCKER_HOST": proxyAddr})
+	t.Setenv("DOCKER_HOST", realHost) // the compose CLI in cleanups talks to the engine directly
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")
+	if status, body := post(t, url+"/webhook?secret="+testSecret, dockerHubPayload(t, tag)); status != http.StatusAccepted {
+		t.Fatalf("webhook answered %d %s, want 202", status, body)
+	}
+	deployertest.Eventually(t, "version 2 deployed through the proxy", 60*time.Second, func() bool {
+		_, port, err := servicePort(ctx, eng, webName)
+		if err != nil || port == "" {
+			return false
+		}
+		got, _ := deployertest.Get("http://127.0.0.1:" + port + "/")
+		return got == "version 2"
+	})
+	if after, _, _ := servicePort(ctx, eng, webName); after == before {
+		t.Error("web was not recreated")
+	}
+	deployertest.Eventually(t, "the deploy to be logged done", 30*time.Second, func() bool {
+		return strings.Contains(logs.String(), `msg="deploy done"`)
+	})
+	if n := strings.Count(proxyLog.String(), "socket proxy refused"); n != refusedBefore {
+		t.Errorf("the proxy refused %d of berth's calls during the deploy:\n%s", n-refusedBefore, proxyLog.String())
+	}
+	if out := deployertest.Compose(t, compose, dir, "up", "-d"); strings.Contains(out, "Recreate") {
+		t.Errorf("docker compose up -d after the proxied deploy recreated something:\n%s", out)
+	}
+}
+
+// TestReadOnlySocketProxyRefusesDeploy runs berth behind a read-only proxy: the deploy's pull is
+// refused, berth's log says by whom and what to change, and the running container is kept.
+func TestReadOnlySocketProxyRefusesDeploy(t *testing.T) {
+	eng := deployertest.Engine(t)
+	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	ctx := context.Background()
+	realHost := os.Getenv("DOCKER_HOST")
+	tag := deployertest.UniqueTag("roproxy")
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
+	project := strings.ReplaceAll(tag, "-", "")
+	dir := writeProject(t, project, fmt.Sprintf(`services:
+  web:
+    image: acme/web:%s
+    init: true
+    ports: ["127.0.0.1::80"]
+`, tag))
+	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
+	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	webName := project + "-web-1"
+	before, _, err := servicePort(ctx, eng, webName)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxyAddr, _ := startSocketProxy(t, map[string]string{"SOCKET_PROXY_READONLY": "true"})
+	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": dir, "DOCKER_HOST": proxyAddr})
+	t.Setenv("DOCKER_HOST", realHost)
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")
+	if status, body := post(t, url+"/webhook?secret="+testSecret, dockerHubPayload(t, tag)); status != http.StatusAccepted {
+		t.Fatalf("webhook answered %d %s, want 202", status, body)
+	}
+	deployertest.Eventually(t, "the deploy to fail", 60*time.Second, func() bool {
+		return strings.Contains(logs.String(), `msg="deploy failed"`)
+	})
+	failed := regexp.MustCompile(`msg="deploy failed".*`).FindString(logs.String())
+	for _, want := range []string{"berth socket-proxy refuses POST /images/create", "SOCKET_PROXY_READONLY"} {
+		if !strings.Contains(failed, want) {
+			t.Errorf("berth's deploy error does not say %q:\n%s", want, failed)
+		}
+	}
+	if now, _, err := servicePort(ctx, eng, webName); err != nil || now != before {
+		t.Errorf("the running web container was touched by a refused deploy (err %v)", err)
+	}
+}
