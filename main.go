@@ -285,6 +285,13 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	self, err := deployer.FindSelf(ctx, docker)
+	if err != nil {
+		log.Warn("cannot tell which compose service berth runs as; a push of berth's own image could stop berth mid-deploy", "err", err)
+	} else if self.Project != "" {
+		log.Info("berth runs as a compose service and will not redeploy it", "project", self.Project, "service", self.Service)
+	}
+
 	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeploys()
 	d := deployer.New(deployCtx, docker, deployer.Options{
@@ -293,6 +300,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		ComposeVersion: cfg.ComposeVersion,
 		Parallel:       cfg.Parallel,
 		Logger:         log,
+		Self:           self,
 	})
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)

@@ -42,6 +42,7 @@ type Options struct {
 	ComposeVersion string        // the compose release to imitate, overriding the one that made the containers ("" = that one)
 	Parallel       int           // services deployed at the same time; default 2
 	Logger         *slog.Logger
+	Self           Self // the service berth runs as (FindSelf); never redeployed
 	// OnRecord, if set, receives the Record of every finished deploy (history, metrics and
 	// notifications hang off it). It runs on the deploy's goroutine: keep it quick.
 	OnRecord func(Record)
@@ -58,6 +59,7 @@ type Deployer struct {
 	onRecord func(Record)
 	// resources serializes creating project networks and volumes across parallel deploys.
 	resources sync.Mutex
+	self      Self
 }
 
 type job struct {
@@ -83,7 +85,7 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 	if o.OnRecord == nil {
 		o.OnRecord = func(Record) {}
 	}
-	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord}
+	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	return d
 }
@@ -107,6 +109,7 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 	}
 	t := Ticket{ID: newID(), Image: pushed.Familiar(), Services: []string{}}
 	var jobs []job
+	var skipped []string
 	for _, spec := range d.projects {
 		p, err := loadProject(ctx, spec)
 		if err != nil {
@@ -117,9 +120,22 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 			if err != nil || !tracksTag(ref, pushed) {
 				continue
 			}
+			if d.self.isSelf(p.Name, name, ref) {
+				skipped = append(skipped, p.Name+"/"+name)
+				continue
+			}
 			jobs = append(jobs, job{id: t.ID, req: req, image: pushed, project: spec, projectName: p.Name, service: name})
 			t.Services = append(t.Services, p.Name+"/"+name)
 		}
+	}
+	if len(skipped) > 0 {
+		err := Errorf(KindConflict, "%s runs berth itself (or the socket proxy it talks through); berth does not recreate "+
+			"the container serving this request. Update it from the host: run `docker compose pull && docker compose up -d` in project %s",
+			strings.Join(skipped, ", "), d.self.Project)
+		if len(jobs) == 0 {
+			return Ticket{}, err
+		}
+		d.log.Warn("push matches berth's own services; deploying the others only", "deploy", t.ID, "skipped", strings.Join(skipped, ","), "err", err)
 	}
 	for i, j := range jobs {
 		coalesced := d.queue.submit(t.Services[i], j)

@@ -1,0 +1,78 @@
+package deployer
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+
+	"github.com/moby/moby/client"
+)
+
+// Self is the compose service berth itself runs as, learned from the engine at start. berth
+// never recreates it (nor its socket proxy): stopping the container that serves the request
+// would kill berth halfway through the swap and leave the service down.
+type Self struct {
+	ContainerID string
+	Project     string   // com.docker.compose.project of berth's container; "" outside compose
+	Service     string   // com.docker.compose.service of berth's container
+	Image       imageRef // the image berth's container was created from
+}
+
+// isSelf says whether service name of project runs berth: berth's own service, or another
+// service of berth's project on berth's image (the socket proxy berth talks through).
+func (s Self) isSelf(project, name string, image imageRef) bool {
+	if s.Project == "" || project != s.Project {
+		return false
+	}
+	return name == s.Service || (s.Image.Name != "" && image.Name == s.Image.Name)
+}
+
+// selfIDInMountinfo finds the engine's per-container files (hostname, hosts, resolv.conf)
+// among the mounts of a containerised process; their path holds the container's id.
+var selfIDInMountinfo = regexp.MustCompile(`/containers/([0-9a-f]{64})/(?:hostname|hosts|resolv\.conf)\s`)
+
+// containerIDFromMountinfo returns the id of the container whose mountinfo this is, or "".
+func containerIDFromMountinfo(mountinfo io.Reader) string {
+	sc := bufio.NewScanner(mountinfo)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if m := selfIDInMountinfo.FindStringSubmatch(sc.Text() + " "); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+// FindSelf asks the engine which container berth runs in. Outside a container it returns a
+// zero Self and no error.
+func FindSelf(ctx context.Context, eng engine) (Self, error) {
+	id := ""
+	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
+		id = containerIDFromMountinfo(f)
+		f.Close()
+	}
+	if id == "" {
+		if _, err := os.Stat("/.dockerenv"); err != nil {
+			return Self{}, nil
+		}
+		id, _ = os.Hostname() // the engine's default hostname is the short container id
+	}
+	return selfFromContainer(ctx, eng, id)
+}
+
+// selfFromContainer reads the compose identity of container id.
+func selfFromContainer(ctx context.Context, eng engine, id string) (Self, error) {
+	res, err := eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return Self{}, fmt.Errorf("berth runs in container %s but cannot inspect it: %w", id, err)
+	}
+	self := Self{ContainerID: res.Container.ID}
+	if cfg := res.Container.Config; cfg != nil {
+		self.Project, self.Service = cfg.Labels[labelProject], cfg.Labels[labelService]
+		self.Image, _ = parseImageRef(cfg.Image)
+	}
+	return self, nil
+}
