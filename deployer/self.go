@@ -1,12 +1,9 @@
 package deployer
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"regexp"
 
 	"github.com/moby/moby/client"
 )
@@ -30,28 +27,12 @@ func (s Self) isSelf(project, name string, image imageRef) bool {
 	return name == s.Service || (s.Image.Name != "" && image.Name == s.Image.Name)
 }
 
-// selfIDInMountinfo finds the engine's per-container files (hostname, hosts, resolv.conf)
-// among the mounts of a containerised process; their path holds the container's id.
-var selfIDInMountinfo = regexp.MustCompile(`/containers/([0-9a-f]{64})/(?:hostname|hosts|resolv\.conf)\s`)
-
-// containerIDFromMountinfo returns the id of the container whose mountinfo this is, or "".
-func containerIDFromMountinfo(mountinfo io.Reader) string {
-	sc := bufio.NewScanner(mountinfo)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if m := selfIDInMountinfo.FindStringSubmatch(sc.Text() + " "); m != nil {
-			return m[1]
-		}
-	}
-	return ""
-}
-
 // FindSelf asks the engine which container berth runs in. Outside a container it returns a
 // zero Self and no error.
 func FindSelf(ctx context.Context, eng engine) (Self, error) {
 	id := ""
 	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-		id = containerIDFromMountinfo(f)
+		id = ownContainerID(f)
 		f.Close()
 	}
 	if id == "" {

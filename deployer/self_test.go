@@ -14,18 +14,6 @@ import (
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
-func TestContainerIDFromMountinfo(t *testing.T) {
-	id := strings.Repeat("0123456789abcdef", 4)
-	info := "1 0 0:1 / / rw - overlay overlay rw\n" +
-		"2 1 8:1 /var/lib/docker/containers/" + id + "/resolv.conf /etc/resolv.conf rw - ext4 /dev/sda1 rw\n"
-	if got := containerIDFromMountinfo(strings.NewReader(info)); got != id {
-		t.Errorf("got %q, want %q", got, id)
-	}
-	if got := containerIDFromMountinfo(strings.NewReader("1 0 0:1 / / rw - ext4 /dev/sda1 rw\n")); got != "" {
-		t.Errorf("outside a container got %q", got)
-	}
-}
-
 // TestNeverRedeploysItself runs berth's own compose project (berth and its socket proxy on the
 // berth image) beside another project on the same image: a push of that image redeploys the
 // other project only, and a push that matches only berth's services is refused with a conflict.
