@@ -40,12 +40,14 @@ const minSecretLen = 16
 // config is berth's whole configuration, read from the environment.
 type config struct {
 	Owner           []string      `envconfig:"OWNER" required:"true"`
-	ProjectDir      string        `envconfig:"PROJECT_DIR" default:"."` // one or more directories, comma-separated
-	HostProjectDir  string        `envconfig:"HOST_PROJECT_DIR"`        // their host paths, when berth cannot inspect its own mounts
+	ProjectDir      string        `envconfig:"PROJECT_DIR"`      // one or more directories, comma-separated; unset: discover
+	HostProjectDir  string        `envconfig:"HOST_PROJECT_DIR"` // their host paths, when berth cannot inspect its own mounts
 	ComposeFile     string        `envconfig:"COMPOSE_FILE"`
 	ProjectName     string        `envconfig:"COMPOSE_PROJECT_NAME"`
 	Profiles        string        `envconfig:"COMPOSE_PROFILES"`
 	ComposeVersion  string        `envconfig:"COMPOSE_VERSION"`
+	AllowProjects   []string      `envconfig:"PROJECTS"`      // compose project names berth may touch; empty: all
+	SkipProjects    []string      `envconfig:"SKIP_PROJECTS"` // compose project names berth never touches
 	ListenAddr      string        `envconfig:"LISTEN_ADDR" default:":8080"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text"`
@@ -80,7 +82,7 @@ func credentialVars() []credentialVar {
 // ownVars are the variables berth reads itself; they are kept out of the environment the
 // compose files are interpolated with, so ${SECRET} in a compose file cannot leak berth's.
 func ownVars() []string {
-	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
+	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "PROJECTS", "SKIP_PROJECTS", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
 		"PARALLEL", "SHUTDOWN_TIMEOUT"}
 	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
@@ -124,8 +126,12 @@ func (c config) validate() error {
 		return errors.New("OWNER is empty; set it to the Docker Hub namespace(s) whose pushes berth may deploy, e.g. OWNER=acme")
 	case c.Parallel < 1:
 		return fmt.Errorf("PARALLEL=%d must be at least 1", c.Parallel)
-	case len(c.projectDirs()) == 0:
-		return errors.New("PROJECT_DIR is empty; set it to the compose project directory (several: comma-separated)")
+	case !c.discover() && len(c.projectDirs()) == 0:
+		return errors.New("PROJECT_DIR is empty; set it to the compose project directory (several: comma-separated), or unset it to discover the projects")
+	case c.discover() && c.ProjectName != "":
+		return errors.New("COMPOSE_PROJECT_NAME names a single project but neither PROJECT_DIR nor COMPOSE_FILE says where it is; set PROJECT_DIR, or unset COMPOSE_PROJECT_NAME and use PROJECTS=name to limit discovery")
+	case c.discover() && c.HostProjectDir != "":
+		return errors.New("HOST_PROJECT_DIR needs PROJECT_DIR; discovered projects take their host paths from compose's labels")
 	case len(c.projectDirs()) > 1 && c.ProjectName != "":
 		return errors.New("COMPOSE_PROJECT_NAME applies to a single project but PROJECT_DIR lists several; name each project in its compose file (name:) or its .env")
 	case c.HostProjectDir != "" && len(strings.Split(c.HostProjectDir, ",")) != len(c.projectDirs()):
@@ -202,8 +208,37 @@ func (c config) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// projectDirs is PROJECT_DIR split on commas, blanks dropped.
+// discover says whether berth finds the projects itself: neither PROJECT_DIR nor COMPOSE_FILE set.
+func (c config) discover() bool {
+	return strings.TrimSpace(c.ProjectDir) == "" && c.ComposeFile == ""
+}
+
+// filter is PROJECTS and SKIP_PROJECTS, blanks dropped.
+func (c config) filter() deployer.ProjectFilter {
+	clean := func(names []string) []string {
+		return slices.DeleteFunc(slices.Clone(names), func(s string) bool { return strings.TrimSpace(s) == "" })
+	}
+	return deployer.ProjectFilter{Allow: clean(c.AllowProjects), Deny: clean(c.SkipProjects)}
+}
+
+// composeEnviron is environ without berth's own variables, so ${OWNER} or a secret in a
+// compose file cannot leak berth's.
+func composeEnviron(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(ownVars(), k) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// projectDirs is PROJECT_DIR split on commas, blanks dropped; "." when only COMPOSE_FILE is set.
 func (c config) projectDirs() []string {
+	if strings.TrimSpace(c.ProjectDir) == "" && c.ComposeFile != "" {
+		return []string{"."}
+	}
 	var dirs []string
 	for _, d := range strings.Split(c.ProjectDir, ",") {
 		if d = strings.TrimSpace(d); d != "" {
@@ -237,12 +272,7 @@ func (c config) projects(environ []string) []deployer.ProjectSpec {
 		if c.Profiles != "" {
 			spec.Profiles = strings.Split(c.Profiles, ",")
 		}
-		for _, kv := range environ {
-			k, _, _ := strings.Cut(kv, "=")
-			if !slices.Contains(ownVars(), k) {
-				spec.Environ = append(spec.Environ, kv)
-			}
-		}
+		spec.Environ = composeEnviron(environ)
 		specs = append(specs, spec)
 	}
 	return specs
@@ -301,7 +331,13 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		Parallel:       cfg.Parallel,
 		Logger:         log,
 		Self:           self,
+		Discover:       cfg.discover(),
+		Filter:         cfg.filter(),
+		Environ:        composeEnviron(environ),
 	})
+	if cfg.discover() {
+		logDiscovered(ctx, d, log)
+	}
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -355,6 +391,28 @@ type proxyConfig struct {
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"5s"`
+}
+
+// logDiscovered says at start which projects berth found and which it cannot serve, and why.
+func logDiscovered(ctx context.Context, d *deployer.Deployer, log *slog.Logger) {
+	found, err := d.Projects(ctx)
+	if err != nil {
+		log.Warn("discover compose projects", "err", err)
+		return
+	}
+	if len(found) == 0 {
+		log.Warn("no compose project has containers on this engine yet; berth looks again at every push")
+	}
+	for _, p := range found {
+		switch {
+		case !p.Allowed:
+			log.Info("project discovered, not allowed by PROJECTS/SKIP_PROJECTS", "project", p.Name)
+		case !p.Readable:
+			log.Warn("project discovered but berth cannot read its files; add the mount to berth's container", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
+		default:
+			log.Info("project discovered", "project", p.Name, "dir", p.Spec.Dir, "files", strings.Join(p.Spec.Files, ","))
+		}
+	}
 }
 
 // runSocketProxy serves the filtering Docker socket proxy until ctx ends.

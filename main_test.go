@@ -527,6 +527,8 @@ func TestProjectDirList(t *testing.T) {
 		{config{ProjectDir: "/srv/a,/srv/b", ProjectName: "x"}, "COMPOSE_PROJECT_NAME"},
 		{config{ProjectDir: "/srv/a,/srv/b", HostProjectDir: "/host/a"}, "HOST_PROJECT_DIR lists 1 paths for 2"},
 		{config{ProjectDir: " , "}, "PROJECT_DIR is empty"},
+		{config{ProjectName: "x"}, "use PROJECTS=name to limit discovery"},
+		{config{HostProjectDir: "/host/a"}, "HOST_PROJECT_DIR needs PROJECT_DIR"},
 	} {
 		tc.c.Owner, tc.c.Parallel, tc.c.LogLevel, tc.c.LogFormat = []string{"acme"}, 1, "info", "text"
 		if err := tc.c.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {

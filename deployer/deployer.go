@@ -3,6 +3,7 @@
 package deployer
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -43,6 +44,11 @@ type Options struct {
 	Parallel       int           // services deployed at the same time; default 2
 	Logger         *slog.Logger
 	Self           Self // the service berth runs as (FindSelf); never redeployed
+	// Discover, when set, finds the projects from compose's labels on the engine's containers
+	// at every push (Discover), instead of Projects.
+	Discover bool
+	Filter   ProjectFilter // which projects berth may touch, discovered or configured
+	Environ  []string      // the environment discovered projects are interpolated with
 	// OnRecord, if set, receives the Record of every finished deploy (history, metrics and
 	// notifications hang off it). It runs on the deploy's goroutine: keep it quick.
 	OnRecord func(Record)
@@ -60,6 +66,9 @@ type Deployer struct {
 	// resources serializes creating project networks and volumes across parallel deploys.
 	resources sync.Mutex
 	self      Self
+	discover  bool
+	filter    ProjectFilter
+	environ   []string
 }
 
 type job struct {
@@ -85,7 +94,8 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 	if o.OnRecord == nil {
 		o.OnRecord = func(Record) {}
 	}
-	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self}
+	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
+		discover: o.Discover, filter: o.Filter, environ: o.Environ}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	return d
 }
@@ -110,10 +120,23 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 	t := Ticket{ID: newID(), Image: pushed.Familiar(), Services: []string{}}
 	var jobs []job
 	var skipped []string
-	for _, spec := range d.projects {
+	specs, err := d.projectSpecs(ctx)
+	if err != nil {
+		return Ticket{}, err
+	}
+	for _, spec := range specs {
 		p, err := loadProject(ctx, spec)
+		if err != nil && d.discover {
+			// One broken project on the host must not stop the others' deploys.
+			d.log.Warn("discovered project does not load; skipped", "project", spec.Name, "err", err)
+			continue
+		}
 		if err != nil {
 			return Ticket{}, err
+		}
+		if !d.filter.allows(p.Name) {
+			d.log.Debug("project not allowed by PROJECTS/SKIP_PROJECTS; skipped", "project", p.Name)
+			continue
 		}
 		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 			ref, err := parseImageRef(p.Services[name].Image)
@@ -142,6 +165,52 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 		d.log.Info("deploy queued", "deploy", t.ID, "service", t.Services[i], "image", t.Image, "coalesced", coalesced)
 	}
 	return t, nil
+}
+
+// projectSpecs is the projects a push is matched against: the configured ones, or the ones
+// discovered on the engine now that berth may touch and can read.
+func (d *Deployer) projectSpecs(ctx context.Context) ([]ProjectSpec, error) {
+	if !d.discover {
+		return d.projects, nil
+	}
+	found, err := Discover(ctx, d.eng, d.filter, d.self)
+	if err != nil {
+		return nil, err
+	}
+	var specs []ProjectSpec
+	for _, p := range found {
+		switch {
+		case !p.Allowed:
+			continue
+		case !p.Readable:
+			d.log.Warn("discovered project cannot be read; skipped", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
+			continue
+		}
+		p.Spec.Environ = d.environ
+		specs = append(specs, p.Spec)
+	}
+	return specs, nil
+}
+
+// Projects lists the compose projects berth would serve now (discovered or configured), for
+// `berth check`: which it may touch, which it can read, and the mount that would fix the others.
+func (d *Deployer) Projects(ctx context.Context) ([]DiscoveredProject, error) {
+	if d.discover {
+		return Discover(ctx, d.eng, d.filter, d.self)
+	}
+	var out []DiscoveredProject
+	for _, spec := range d.projects {
+		p := DiscoveredProject{Name: spec.Name, WorkingDir: cmp.Or(spec.HostDir, spec.Dir), Spec: spec}
+		loaded, err := loadProject(ctx, spec)
+		if err != nil {
+			p.Problem = err.Error()
+		} else {
+			p.Name, p.Readable, p.ConfigFiles = loaded.Name, true, loaded.ComposeFiles
+		}
+		p.Allowed = d.filter.allows(p.Name)
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // Wait blocks until every queued deploy has finished, or ctx ends.

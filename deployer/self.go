@@ -16,6 +16,13 @@ type Self struct {
 	Project     string   // com.docker.compose.project of berth's container; "" outside compose
 	Service     string   // com.docker.compose.service of berth's container
 	Image       imageRef // the image berth's container was created from
+	Mounts      []Mount  // berth's bind mounts: how host paths map to the paths berth sees
+}
+
+// Mount is one bind mount of berth's container.
+type Mount struct {
+	Source      string // the host path
+	Destination string // where berth sees it
 }
 
 // isSelf says whether service name of project runs berth: berth's own service, or another
@@ -54,6 +61,11 @@ func selfFromContainer(ctx context.Context, eng engine, id string) (Self, error)
 	if cfg := res.Container.Config; cfg != nil {
 		self.Project, self.Service = cfg.Labels[labelProject], cfg.Labels[labelService]
 		self.Image, _ = parseImageRef(cfg.Image)
+	}
+	for _, m := range res.Container.Mounts {
+		if m.Type == "bind" {
+			self.Mounts = append(self.Mounts, Mount{Source: m.Source, Destination: m.Destination})
+		}
 	}
 	return self, nil
 }

@@ -1,0 +1,129 @@
+package deployer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/moby/moby/client"
+)
+
+// ProjectFilter limits which discovered projects berth may touch, by compose project name.
+// An empty Allow allows every project not in Deny.
+type ProjectFilter struct {
+	Allow []string // PROJECTS
+	Deny  []string // SKIP_PROJECTS
+}
+
+// allows says whether the filter lets berth deploy project name.
+func (f ProjectFilter) allows(name string) bool {
+	if slices.Contains(f.Deny, name) {
+		return false
+	}
+	return len(f.Allow) == 0 || slices.Contains(f.Allow, name)
+}
+
+// DiscoveredProject is a compose project found through the labels compose put on its containers.
+type DiscoveredProject struct {
+	Name        string   `json:"name"`
+	WorkingDir  string   `json:"working_dir"`  // as the host sees it (the label)
+	ConfigFiles []string `json:"config_files"` // as the host sees them (the label)
+	Allowed     bool     `json:"allowed"`      // PROJECTS / SKIP_PROJECTS let berth deploy it
+	Readable    bool     `json:"readable"`     // berth can read every compose file
+	// Problem says why the project cannot be served, and Mount how to fix it (e.g. the volume
+	// to add to berth's container); both empty when Readable.
+	Problem string      `json:"problem,omitempty"`
+	Mount   string      `json:"mount,omitempty"`
+	Spec    ProjectSpec `json:"-"` // how to load it, in the paths berth sees
+}
+
+// Discover lists the compose projects that have containers on the engine, from the labels
+// compose writes (project, working_dir, config_files, environment_file), and says for each
+// whether berth may deploy it and can read its files. Paths are translated through berth's own
+// mounts when berth runs in a container (self.Mounts); with no mount covering them they are
+// looked up as they are, which works when the project is mounted at the same path.
+func Discover(ctx context.Context, eng engine, filter ProjectFilter, self Self) ([]DiscoveredProject, error) {
+	res, err := eng.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", labelProject),
+	})
+	if err != nil {
+		return nil, Errorf(KindUnavailable, "list compose containers to discover projects: %w", err)
+	}
+	found := map[string]*DiscoveredProject{}
+	envFiles := map[string]string{}
+	for _, c := range res.Items {
+		name := c.Labels[labelProject]
+		if name == "" || found[name] != nil && found[name].WorkingDir != "" {
+			continue
+		}
+		p := &DiscoveredProject{Name: name, WorkingDir: c.Labels[labelWorkingDir]}
+		if files := c.Labels[labelConfigs]; files != "" {
+			p.ConfigFiles = strings.Split(files, ",")
+		}
+		envFiles[name] = c.Labels[labelEnvFiles]
+		found[name] = p
+	}
+	out := make([]DiscoveredProject, 0, len(found))
+	for _, name := range slices.Sorted(maps.Keys(found)) {
+		p := found[name]
+		p.Allowed = filter.allows(name)
+		p.Spec = ProjectSpec{Name: name, Dir: self.toLocal(p.WorkingDir)}
+		if p.Spec.Dir != p.WorkingDir {
+			p.Spec.HostDir = p.WorkingDir // compose must keep writing the host's paths
+		}
+		for _, f := range p.ConfigFiles {
+			p.Spec.Files = append(p.Spec.Files, self.toLocal(f))
+		}
+		if ef := envFiles[name]; ef != "" {
+			for _, f := range strings.Split(ef, ",") {
+				p.Spec.EnvFiles = append(p.Spec.EnvFiles, self.toLocal(f))
+			}
+		}
+		p.Readable, p.Problem = readable(p)
+		if !p.Readable {
+			p.Mount = fmt.Sprintf("%s:%s:ro", p.WorkingDir, p.WorkingDir)
+			if p.WorkingDir == "" {
+				p.Mount = ""
+			}
+		}
+		out = append(out, *p)
+	}
+	return out, nil
+}
+
+// readable checks that berth can open every file the project is loaded from.
+func readable(p *DiscoveredProject) (bool, string) {
+	if p.WorkingDir == "" || len(p.ConfigFiles) == 0 {
+		return false, "its containers carry no working_dir/config_files labels (made by something other than docker compose v2?)"
+	}
+	for _, f := range slices.Concat(p.Spec.Files, p.Spec.EnvFiles) {
+		fh, err := os.Open(f)
+		if err != nil {
+			return false, fmt.Sprintf("berth cannot read %s: %v", f, err)
+		}
+		fh.Close()
+	}
+	return true, ""
+}
+
+// toLocal turns a host path into the path berth sees it at: through the longest of berth's
+// own bind mounts that covers it, or unchanged (outside a container, or mounted at the same path).
+func (s Self) toLocal(hostPath string) string {
+	if hostPath == "" {
+		return ""
+	}
+	best, local := "", hostPath
+	for _, m := range s.Mounts {
+		if m.Source == "" || !within(hostPath, m.Source) || len(m.Source) <= len(best) {
+			continue
+		}
+		rel, _ := filepath.Rel(m.Source, hostPath)
+		best, local = m.Source, filepath.Join(m.Destination, rel)
+	}
+	return local
+}
