@@ -32,6 +32,34 @@ func ownContainerID(mountinfo io.Reader) string {
 	return ""
 }
 
+// inspectOwnContainer inspects the container berth runs in. found is false when berth is not
+// in a container, or in one this engine does not run (then it shares the host's view of paths).
+func inspectOwnContainer(ctx context.Context, eng engine) (res client.ContainerInspectResult, found bool, err error) {
+	id := ""
+	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
+		id = ownContainerID(f)
+		f.Close()
+	}
+	if id != "" {
+		if res, err = eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); err != nil {
+			return res, false, fmt.Errorf("berth runs in container %s but cannot inspect it (%w)", id[:12], err)
+		}
+		return res, true, nil
+	}
+	// Without the engine's files in mountinfo, berth is either not in a container or in
+	// one this engine does not run; the hostname, the engine's default for its containers,
+	// tells the two apart.
+	if _, err := os.Stat("/.dockerenv"); err != nil {
+		return res, false, nil
+	}
+	host, _ := os.Hostname()
+	res, err = eng.ContainerInspect(ctx, host, client.ContainerInspectOptions{})
+	if err != nil || host == "" || !strings.HasPrefix(res.Container.ID, host) {
+		return res, false, nil
+	}
+	return res, true, nil
+}
+
 // DetectHostDirs fills in HostDir for every project whose directory berth sees through a
 // mount of its own container, so that the paths compose writes (bind sources, the project's
 // working_dir and config_files labels) are the host's, as if compose ran on the host. Outside a
@@ -46,32 +74,14 @@ func DetectHostDirs(ctx context.Context, eng engine, specs []ProjectSpec) ([]Pro
 	if !need {
 		return out, nil
 	}
-	id := ""
-	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-		id = ownContainerID(f)
-		f.Close()
+	self, found, err := inspectOwnContainer(ctx, eng)
+	if err != nil {
+		return nil, fmt.Errorf("%w to learn the host path of its project directory; set HOST_PROJECT_DIR to that host path", err)
 	}
-	var self client.ContainerInspectResult
-	switch {
-	case id != "":
-		var err error
-		if self, err = eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{}); err != nil {
-			return nil, fmt.Errorf("berth runs in container %s but cannot inspect it (%w) to learn the host path of its project directory; set HOST_PROJECT_DIR to that host path", id[:12], err)
-		}
-	default:
-		// Without the engine's files in mountinfo, berth is either not in a container or in
-		// one this engine does not run (so it shares the host's view of the paths); the
-		// hostname, the engine's default for its containers, tells the two apart.
-		if _, err := os.Stat("/.dockerenv"); err != nil {
-			return out, nil
-		}
-		host, _ := os.Hostname()
-		res, err := eng.ContainerInspect(ctx, host, client.ContainerInspectOptions{})
-		if err != nil || host == "" || !strings.HasPrefix(res.Container.ID, host) {
-			return out, nil
-		}
-		id, self = res.Container.ID, res
+	if !found {
+		return out, nil
 	}
+	id := self.Container.ID
 	for i, s := range out {
 		if s.HostDir != "" {
 			continue

@@ -3,7 +3,6 @@ package deployer
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/moby/moby/client"
 )
@@ -34,29 +33,27 @@ func (s Self) isSelf(project, name string, image imageRef) bool {
 	return name == s.Service || (s.Image.Name != "" && image.Name == s.Image.Name)
 }
 
-// FindSelf asks the engine which container berth runs in. Outside a container it returns a
-// zero Self and no error.
+// FindSelf asks the engine which container berth runs in. Outside a container (or in one this
+// engine does not run) it returns a zero Self and no error.
 func FindSelf(ctx context.Context, eng engine) (Self, error) {
-	id := ""
-	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-		id = ownContainerID(f)
-		f.Close()
+	res, found, err := inspectOwnContainer(ctx, eng)
+	if err != nil || !found {
+		return Self{}, err
 	}
-	if id == "" {
-		if _, err := os.Stat("/.dockerenv"); err != nil {
-			return Self{}, nil
-		}
-		id, _ = os.Hostname() // the engine's default hostname is the short container id
-	}
-	return selfFromContainer(ctx, eng, id)
+	return selfFromInspect(res), nil
 }
 
 // selfFromContainer reads the compose identity of container id.
 func selfFromContainer(ctx context.Context, eng engine, id string) (Self, error) {
 	res, err := eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
-		return Self{}, fmt.Errorf("berth runs in container %s but cannot inspect it: %w", id, err)
+		return Self{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
+	return selfFromInspect(res), nil
+}
+
+// selfFromInspect reads berth's compose identity and bind mounts from its container.
+func selfFromInspect(res client.ContainerInspectResult) Self {
 	self := Self{ContainerID: res.Container.ID}
 	if cfg := res.Container.Config; cfg != nil {
 		self.Project, self.Service = cfg.Labels[labelProject], cfg.Labels[labelService]
@@ -67,5 +64,5 @@ func selfFromContainer(ctx context.Context, eng engine, id string) (Self, error)
 			self.Mounts = append(self.Mounts, Mount{Source: m.Source, Destination: m.Destination})
 		}
 	}
-	return self, nil
+	return self
 }
