@@ -37,7 +37,9 @@ func TestDiscoveryServesEveryProject(t *testing.T) {
 		return dir
 	}
 	shop, blog, other, gone := "shop"+suffix, "blog"+suffix, "other"+suffix, "gone"+suffix
-	up(shop, "services:\n  web:\n"+web+"  worker:\n    image: busybox:1\n    init: true\n    command: [sleep, '3600']\n")
+	// shop was started with --profile admin, which compose records nowhere; debug's profile is off.
+	up(shop, "services:\n  web:\n"+web+"  worker:\n    image: busybox:1\n    init: true\n    command: [sleep, '3600']\n"+
+		"  admin:\n    profiles: [admin]\n"+web+"  debug:\n    profiles: [debug]\n"+web, "--profile", "admin")
 	// blog is made from two compose files, as its config_files label will say.
 	blogDir := filepath.Join(t.TempDir(), blog)
 	if err := os.MkdirAll(blogDir, 0o755); err != nil {
@@ -65,7 +67,7 @@ func TestDiscoveryServesEveryProject(t *testing.T) {
 	t.Cleanup(func() { _ = os.Rename(hidden+".away", hidden) })
 
 	ids := map[string]string{}
-	for _, name := range []string{shop + "-web-1", shop + "-worker-1", blog + "-site-1", other + "-web-1", gone + "-web-1"} {
+	for _, name := range []string{shop + "-web-1", shop + "-worker-1", shop + "-admin-1", blog + "-site-1", other + "-web-1", gone + "-web-1"} {
 		id, _, err := servicePort(ctx, eng, name)
 		if err != nil && !strings.Contains(name, "worker") {
 			t.Fatal(err)
@@ -91,11 +93,11 @@ func TestDiscoveryServesEveryProject(t *testing.T) {
 
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")
 	status, body := post(t, url+"/webhook?secret="+testSecret, dockerHubPayload(t, tag))
-	if status != http.StatusAccepted || !strings.Contains(body, shop+"/web") || !strings.Contains(body, blog+"/site") ||
-		strings.Contains(body, other) || strings.Contains(body, gone) {
-		t.Fatalf("webhook answered %d %s, want 202 naming %s/web and %s/site only", status, body, shop, blog)
+	if status != http.StatusAccepted || !strings.Contains(body, shop+"/web") || !strings.Contains(body, shop+"/admin") ||
+		!strings.Contains(body, blog+"/site") || strings.Contains(body, other) || strings.Contains(body, gone) || strings.Contains(body, "debug") {
+		t.Fatalf("webhook answered %d %s, want 202 naming %s/web, %s/admin and %s/site only", status, body, shop, shop, blog)
 	}
-	for _, name := range []string{shop + "-web-1", blog + "-site-1"} {
+	for _, name := range []string{shop + "-web-1", shop + "-admin-1", blog + "-site-1"} {
 		deployertest.Eventually(t, name+" to answer version 2", 60*time.Second, func() bool {
 			_, port, err := servicePort(ctx, eng, name)
 			if err != nil || port == "" {
@@ -111,10 +113,13 @@ func TestDiscoveryServesEveryProject(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		redeployed := name == shop+"-web-1" || name == blog+"-site-1"
+		redeployed := name == shop+"-web-1" || name == shop+"-admin-1" || name == blog+"-site-1"
 		if changed := res.Container.ID != before; changed != redeployed {
 			t.Errorf("%s recreated = %v, want %v", name, changed, redeployed)
 		}
+	}
+	if _, err := eng.ContainerInspect(ctx, shop+"-debug-1", client.ContainerInspectOptions{}); err == nil {
+		t.Error("the inactive debug profile's service was created")
 	}
 	// Each project loaded from its own files: compose, run as the user would, changes nothing.
 	if out := deployertest.Compose(t, compose, blogDir, append(blogArgs, "up", "-d")...); strings.Contains(out, "Recreate") {

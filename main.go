@@ -409,8 +409,11 @@ func logDiscovered(ctx context.Context, d *deployer.Deployer, log *slog.Logger) 
 			log.Info("project discovered, not allowed by PROJECTS/SKIP_PROJECTS", "project", p.Name)
 		case !p.Readable:
 			log.Warn("project discovered but berth cannot read its files; add the mount to berth's container", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
+		case p.Problem != "":
+			log.Warn("project discovered but does not load; fix its compose files", "project", p.Name, "problem", p.Problem)
 		default:
-			log.Info("project discovered", "project", p.Name, "dir", p.Spec.Dir, "files", strings.Join(p.Spec.Files, ","))
+			log.Info("project discovered", "project", p.Name, "dir", p.Spec.Dir, "files", strings.Join(p.Spec.Files, ","),
+				"profiles", strings.Join(p.Spec.Profiles, ","))
 		}
 	}
 }

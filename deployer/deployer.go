@@ -127,7 +127,6 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 	for _, spec := range specs {
 		p, err := loadProject(ctx, spec)
 		if err != nil && d.discover {
-			// One broken project on the host must not stop the others' deploys.
 			d.log.Warn("discovered project does not load; skipped", "project", spec.Name, "err", err)
 			continue
 		}
@@ -173,7 +172,7 @@ func (d *Deployer) projectSpecs(ctx context.Context) ([]ProjectSpec, error) {
 	if !d.discover {
 		return d.projects, nil
 	}
-	found, err := Discover(ctx, d.eng, d.filter, d.self)
+	found, err := Discover(ctx, d.eng, d.discoverOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -185,18 +184,25 @@ func (d *Deployer) projectSpecs(ctx context.Context) ([]ProjectSpec, error) {
 		case !p.Readable:
 			d.log.Warn("discovered project cannot be read; skipped", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
 			continue
+		case p.Problem != "":
+			// One broken project on the host must not stop the others' deploys.
+			d.log.Warn("discovered project does not load; skipped", "project", p.Name, "problem", p.Problem)
+			continue
 		}
-		p.Spec.Environ = d.environ
 		specs = append(specs, p.Spec)
 	}
 	return specs, nil
+}
+
+func (d *Deployer) discoverOptions() DiscoverOptions {
+	return DiscoverOptions{Filter: d.filter, Self: d.self, Environ: d.environ}
 }
 
 // Projects lists the compose projects berth would serve now (discovered or configured), for
 // `berth check`: which it may touch, which it can read, and the mount that would fix the others.
 func (d *Deployer) Projects(ctx context.Context) ([]DiscoveredProject, error) {
 	if d.discover {
-		return Discover(ctx, d.eng, d.filter, d.self)
+		return Discover(ctx, d.eng, d.discoverOptions())
 	}
 	var out []DiscoveredProject
 	for _, spec := range d.projects {

@@ -41,12 +41,20 @@ type DiscoveredProject struct {
 	Spec    ProjectSpec `json:"-"` // how to load it, in the paths berth sees
 }
 
+// DiscoverOptions say how to find and load the projects on the engine.
+type DiscoverOptions struct {
+	Filter  ProjectFilter
+	Self    Self     // berth's own container, whose bind mounts map host paths (FindSelf)
+	Environ []string // the environment compose files are interpolated with
+}
+
 // Discover lists the compose projects that have containers on the engine, from the labels
 // compose writes (project, working_dir, config_files, environment_file), and says for each
-// whether berth may deploy it and can read its files. Paths are translated through berth's own
-// mounts when berth runs in a container (self.Mounts); with no mount covering them they are
+// whether berth may deploy it and can load it. Paths are translated through berth's own
+// mounts when berth runs in a container (Self.Mounts); with no mount covering them they are
 // looked up as they are, which works when the project is mounted at the same path.
-func Discover(ctx context.Context, eng engine, filter ProjectFilter, self Self) ([]DiscoveredProject, error) {
+func Discover(ctx context.Context, eng engine, o DiscoverOptions) ([]DiscoveredProject, error) {
+	filter, self := o.Filter, o.Self
 	res, err := eng.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
 		Filters: make(client.Filters).Add("label", labelProject),
@@ -56,9 +64,19 @@ func Discover(ctx context.Context, eng engine, filter ProjectFilter, self Self) 
 	}
 	found := map[string]*DiscoveredProject{}
 	envFiles := map[string]string{}
+	services := map[string]map[string]bool{}
 	for _, c := range res.Items {
 		name := c.Labels[labelProject]
-		if name == "" || found[name] != nil && found[name].WorkingDir != "" {
+		if name == "" {
+			continue
+		}
+		if services[name] == nil {
+			services[name] = map[string]bool{}
+		}
+		if c.Labels[labelOneoff] != "True" {
+			services[name][c.Labels[labelService]] = true
+		}
+		if found[name] != nil && found[name].WorkingDir != "" {
 			continue
 		}
 		p := &DiscoveredProject{Name: name, WorkingDir: c.Labels[labelWorkingDir]}
@@ -84,7 +102,13 @@ func Discover(ctx context.Context, eng engine, filter ProjectFilter, self Self) 
 				p.Spec.EnvFiles = append(p.Spec.EnvFiles, self.toLocal(f))
 			}
 		}
+		p.Spec.Environ = o.Environ
 		p.Readable, p.Problem = readable(p)
+		if p.Readable && p.Allowed {
+			if err := inferProfiles(ctx, p, services[name]); err != nil {
+				p.Problem = err.Error()
+			}
+		}
 		if !p.Readable {
 			p.Mount = fmt.Sprintf("%s:%s:ro", p.WorkingDir, p.WorkingDir)
 			if p.WorkingDir == "" {
@@ -94,6 +118,32 @@ func Discover(ctx context.Context, eng engine, filter ProjectFilter, self Self) 
 		out = append(out, *p)
 	}
 	return out, nil
+}
+
+// inferProfiles activates the profiles the project was started with. Compose records them
+// nowhere, but a service that has containers was active: the union of those services'
+// profiles is the set that makes the same services active again. Without such a service the
+// defaults (COMPOSE_PROFILES in the environment or .env) apply.
+func inferProfiles(ctx context.Context, p *DiscoveredProject, running map[string]bool) error {
+	loaded, err := loadProject(ctx, p.Spec)
+	if err != nil {
+		return err
+	}
+	var profiles []string
+	for name := range running {
+		s, ok := loaded.DisabledServices[name]
+		if !ok {
+			s, ok = loaded.Services[name]
+		}
+		if ok {
+			profiles = append(profiles, s.Profiles...)
+		}
+	}
+	if len(profiles) > 0 {
+		slices.Sort(profiles)
+		p.Spec.Profiles = slices.Compact(profiles)
+	}
+	return nil
 }
 
 // readable checks that berth can open every file the project is loaded from.
