@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -436,6 +437,12 @@ func runSocketProxy(ctx context.Context, stderr io.Writer) error {
 		return err
 	}
 	log := logCfg.logger(stderr)
+	if err := checkSocket(pc.Socket); errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w; the proxy runs as uid %d with groups %v: give it the socket's group, e.g. DOCKER_GID=$(stat -c %%g %s) with group_add: [\"${DOCKER_GID}\"]",
+			err, os.Getuid(), groups(), pc.Socket)
+	} else if err != nil {
+		log.Warn("the Docker socket does not answer yet; requests will fail until it does", "err", err)
+	}
 	// unix:///path listens on a socket file, so the proxy can be shared through a volume
 	// instead of a network; anything else is a TCP address.
 	network, addr := "tcp", pc.Listen
@@ -467,6 +474,21 @@ func runSocketProxy(ctx context.Context, stderr io.Writer) error {
 		_ = srv.Close()
 	}
 	return nil
+}
+
+// checkSocket connects to the Docker socket once, so a permission problem shows at start.
+func checkSocket(path string) error {
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("SOCKET_PROXY_SOCKET=%s: %w", path, err)
+	}
+	return c.Close()
+}
+
+// groups lists the process's supplementary groups, for the permission hint.
+func groups() []int {
+	g, _ := os.Getgroups()
+	return g
 }
 
 // version reports the module version stamped at build time, or "dev".
