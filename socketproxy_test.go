@@ -146,6 +146,48 @@ volumes:
 	}
 }
 
+// TestSocketProxyExecWhenEnabled: with SOCKET_PROXY_EXEC=true an exec (an upgraded, hijacked
+// connection) passes through the proxy both ways.
+func TestSocketProxyExecWhenEnabled(t *testing.T) {
+	deployertest.Engine(t)
+	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	ctx := context.Background()
+	project := strings.ReplaceAll(deployertest.UniqueTag("proxyexec"), "-", "")
+	dir := writeProject(t, project, "services:\n  box:\n    image: busybox:1\n    init: true\n    command: [sleep, '3600']\n")
+	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
+	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+
+	proxyAddr, _ := startSocketProxy(t, map[string]string{"SOCKET_PROXY_EXEC": "true"})
+	through, err := client.New(client.WithHost(proxyAddr), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer through.Close()
+	created, err := through.ExecCreate(ctx, project+"-box-1", client.ExecCreateOptions{
+		Cmd: []string{"sh", "-c", "read line; echo got $line"}, AttachStdin: true, AttachStdout: true, TTY: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := through.ExecAttach(ctx, created.ID, client.ExecAttachOptions{TTY: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer att.Close()
+	if _, err := att.Conn.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(att.Reader); done <- string(b) }()
+	select {
+	case out := <-done:
+		if !strings.Contains(out, "got hello") {
+			t.Errorf("exec through the proxy printed %q, want got hello", out)
+		}
+	case <-time.After(30 * time.Second): // a safety net against a hung stream, not a timing check
+		t.Fatal("exec output never came back through the proxy")
+	}
+}
+
 // TestReadOnlySocketProxyRefusesDeploy runs berth behind a read-only proxy: the deploy's pull is
 // refused, berth's log says by whom and what to change, and the running container is kept.
 func TestReadOnlySocketProxyRefusesDeploy(t *testing.T) {
