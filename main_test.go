@@ -45,8 +45,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startBerth runs berth in-process with env and returns its base URL and its log.
+// startBerth runs berth in-process with env and returns its base URL and its log; berth stops
+// when the test ends.
 func startBerth(t *testing.T, env map[string]string) (string, *syncBuffer) {
+	t.Helper()
+	url, logs, stop := startBerthStoppable(t, env)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("berth exited with %v", err)
+		}
+	})
+	return url, logs
+}
+
+// startBerthStoppable is startBerth with the stop in the test's hands: stop cancels run's
+// context, as SIGTERM does, and returns what run returned once it has. Calling it again
+// returns the same result.
+func startBerthStoppable(t *testing.T, env map[string]string) (string, *syncBuffer, func() error) {
 	t.Helper()
 	base := map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug"}
 	for k, v := range env {
@@ -59,12 +74,13 @@ func startBerth(t *testing.T, env map[string]string) (string, *syncBuffer) {
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"berth"}, os.Environ(), io.Discard, logs) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("berth exited with %v", err)
-		}
-	})
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() }) // a test that gives up before calling stop
 	addr := regexp.MustCompile(`msg=listening addr=(\S+)`)
 	var url string
 	deployertest.Eventually(t, "berth to listen", 10*time.Second, func() bool {
@@ -74,7 +90,7 @@ func startBerth(t *testing.T, env map[string]string) (string, *syncBuffer) {
 		}
 		select {
 		case err := <-done:
-			done <- nil // for the cleanup, which waits for berth's exit
+			done <- nil // for stop, which waits for berth's exit
 			t.Fatalf("berth exited before listening: %v\n%s", err, logs.String())
 		default:
 		}
@@ -84,7 +100,7 @@ func startBerth(t *testing.T, env map[string]string) (string, *syncBuffer) {
 		_, err := deployertest.Get(url + "/healthz")
 		return err == nil
 	})
-	return url, logs
+	return url, logs, stop
 }
 
 // dockerHubPayload is the Docker Hub fixture with its tag replaced.
