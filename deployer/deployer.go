@@ -52,6 +52,12 @@ type Options struct {
 	// OnRecord, if set, receives the Record of every finished deploy (history, metrics and
 	// notifications hang off it). It runs on the deploy's goroutine: keep it quick.
 	OnRecord func(Record)
+	// Backend is BackendAuto (""), BackendCompose or BackendSwarm: see swarm.go.
+	Backend string
+	// RegistryAuth, if set, gives the credentials forwarded to the swarm's nodes with a service update.
+	RegistryAuth RegistryAuth
+	// SwarmTimeout bounds the wait for a swarm service update, and again for its rollback; default 5m.
+	SwarmTimeout time.Duration
 }
 
 // Deployer matches pushes to compose services and redeploys them through the Engine API.
@@ -69,6 +75,10 @@ type Deployer struct {
 	discover  bool
 	filter    ProjectFilter
 	environ   []string
+
+	backend      string
+	registryAuth RegistryAuth
+	swarmTimeout time.Duration
 }
 
 type job struct {
@@ -79,6 +89,8 @@ type job struct {
 	projectName string
 	service     string
 	dependent   bool // recreated because a service it depends on was: no pull, as compose does
+	// swarmService is the id of the swarm service to update; "" for a compose service.
+	swarmService string
 }
 
 // New returns a Deployer that talks to the engine through eng (a *client.Client in production).
@@ -95,7 +107,8 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 		o.OnRecord = func(Record) {}
 	}
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
-		discover: o.Discover, filter: o.Filter, environ: o.Environ}
+		discover: o.Discover, filter: o.Filter, environ: o.Environ,
+		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout)}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	return d
 }
@@ -121,6 +134,10 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 	var jobs []job
 	var skipped []string
 	specs, err := d.projectSpecs(ctx)
+	if err != nil {
+		return Ticket{}, err
+	}
+	jobs, skipped, err = d.swarmJobs(ctx, &t, req, pushed)
 	if err != nil {
 		return Ticket{}, err
 	}
@@ -150,7 +167,14 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 			t.Services = append(t.Services, p.Name+"/"+name)
 		}
 	}
-	if len(skipped) > 0 {
+	if len(skipped) > 0 && d.self.SwarmService != "" {
+		err := Errorf(KindConflict, "%s runs berth itself (or the socket proxy it talks through); berth does not update the service "+
+			"serving this request. Update it from a manager node: `docker service update --image %s <service>`", strings.Join(skipped, ", "), t.Image)
+		if len(jobs) == 0 {
+			return Ticket{}, err
+		}
+		d.log.Warn("push matches berth's own services; deploying the others only", "deploy", t.ID, "skipped", strings.Join(skipped, ","), "err", err)
+	} else if len(skipped) > 0 {
 		err := Errorf(KindConflict, "%s runs berth itself (or the socket proxy it talks through); berth does not recreate "+
 			"the container serving this request. Update it from the host: run `docker compose pull && docker compose up -d` in project %s",
 			strings.Join(skipped, ", "), d.self.Project)
@@ -169,6 +193,9 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 // projectSpecs is the projects a push is matched against: the configured ones, or the ones
 // discovered on the engine now that berth may touch and can read.
 func (d *Deployer) projectSpecs(ctx context.Context) ([]ProjectSpec, error) {
+	if d.backend == BackendSwarm {
+		return nil, nil
+	}
 	if !d.discover {
 		return d.projects, nil
 	}
@@ -232,11 +259,17 @@ func (d *Deployer) runJob(ctx context.Context, j job) {
 		Tag: j.req.Tag, Digest: j.req.Digest, Pusher: j.req.Pusher, PushedAt: j.req.PushedAt,
 		Started: time.Now(), Outcome: OutcomeDeployed, Steps: []Step{},
 	}
-	err := d.redeploy(ctx, log, j)
+	var err error
+	if j.swarmService != "" {
+		rec.Backend = BackendSwarm
+		rec.Outcome, err = d.updateService(ctx, log, j, &rec)
+	} else if err = d.redeploy(ctx, log, j); err != nil {
+		rec.Outcome = OutcomeFailed
+	}
 	rec.Duration = time.Since(rec.Started)
 	if err != nil {
-		rec.Outcome, rec.Error = OutcomeFailed, err.Error()
-		log.Error("deploy failed", "err", err, "took", rec.Duration)
+		rec.Error = err.Error()
+		log.Error("deploy failed", "outcome", rec.Outcome, "err", err, "took", rec.Duration)
 	} else {
 		log.Info("deploy done", "took", rec.Duration)
 	}

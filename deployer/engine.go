@@ -28,4 +28,6 @@ type engine interface {
 
 	VolumeInspect(ctx context.Context, id string, opts client.VolumeInspectOptions) (client.VolumeInspectResult, error)
 	VolumeCreate(ctx context.Context, opts client.VolumeCreateOptions) (client.VolumeCreateResult, error)
+
+	swarmEngine // the swarm backend's calls (swarm.go)
 }

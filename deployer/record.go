@@ -23,6 +23,7 @@ type Record struct {
 	PushedAt   time.Time     `json:"pushed_at,omitzero"`
 	Started    time.Time     `json:"started"`
 	Duration   time.Duration `json:"duration_ns"`
+	Backend    string        `json:"backend,omitempty"` // "swarm" for a swarm service update; "" for compose
 	Outcome    string        `json:"outcome"`
 	Error      string        `json:"error,omitempty"`
 	Steps      []Step        `json:"steps"`

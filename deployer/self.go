@@ -16,6 +16,9 @@ type Self struct {
 	Service     string   // com.docker.compose.service of berth's container
 	Image       imageRef // the image berth's container was created from
 	Mounts      []Mount  // berth's bind mounts: how host paths map to the paths berth sees
+	// SwarmService and Stack are the swarm service (id) and stack berth runs as; "" outside swarm.
+	SwarmService string
+	Stack        string
 }
 
 // Mount is one bind mount of berth's container.
@@ -58,6 +61,7 @@ func selfFromInspect(res client.ContainerInspectResult) Self {
 	if cfg := res.Container.Config; cfg != nil {
 		self.Project, self.Service = cfg.Labels[labelProject], cfg.Labels[labelService]
 		self.Image, _ = parseImageRef(cfg.Image)
+		self.SwarmService, self.Stack = cfg.Labels[labelSwarmService], cfg.Labels[labelStack]
 	}
 	for _, m := range res.Container.Mounts {
 		if m.Type == "bind" {
