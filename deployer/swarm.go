@@ -264,7 +264,7 @@ func (d *Deployer) updateService(ctx context.Context, log *slog.Logger, j job, r
 		// Keep the credentials the service was deployed with (docker stack deploy --with-registry-auth).
 		opts.RegistryAuthFrom = swarm.RegistryAuthFromSpec
 	}
-	log.Info("update swarm service", "swarm_service", svc.Spec.Name, "image", target, "from", from, "version", svc.Version.Index)
+	log.Info("update swarm service", "swarm_service", svc.Spec.Name, "target", target, "from", from, "version", svc.Version.Index)
 	at := time.Now()
 	res, err := d.eng.ServiceUpdate(ctx, svc.ID, opts)
 	addStep(rec, "update", "", at, err)
@@ -283,7 +283,7 @@ func (d *Deployer) settle(ctx context.Context, log *slog.Logger, rec *Record, id
 	at := time.Now()
 	waitCtx, cancel := context.WithTimeout(ctx, d.swarmTimeout)
 	defer cancel()
-	result, err := d.converge(waitCtx, id)
+	result, why, err := d.converge(waitCtx, id)
 	addStep(rec, "converge", "", at, err)
 	switch {
 	case err == nil && result == convergedUpdate:
@@ -291,7 +291,7 @@ func (d *Deployer) settle(ctx context.Context, log *slog.Logger, rec *Record, id
 		return OutcomeDeployed, nil
 	case err == nil && result == convergedRollback:
 		// The swarm rolled back by itself (failure_action: rollback).
-		return d.confirmRollback(ctx, log, rec, id, nil)
+		return d.confirmRollback(ctx, log, rec, id, Errorf(KindInternal, "the update failed and the swarm rolled it back: %s", cmp.Or(why, "no reason given")))
 	}
 	if ctx.Err() != nil {
 		return OutcomeFailed, ctx.Err()
@@ -311,14 +311,8 @@ func (d *Deployer) confirmRollback(ctx context.Context, log *slog.Logger, rec *R
 	waitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.swarmTimeout)
 	defer cancel()
 	at := time.Now()
-	result, err := d.converge(waitCtx, id)
+	result, _, err := d.converge(waitCtx, id)
 	addStep(rec, "rolled back", "", at, err)
-	if cause == nil {
-		cause = Errorf(KindInternal, "the update failed and the swarm rolled it back")
-		if svc, err := d.inspectService(ctx, id); err == nil && svc.UpdateStatus != nil && svc.UpdateStatus.Message != "" {
-			cause = Errorf(KindInternal, "the update failed and the swarm rolled it back: %s", svc.UpdateStatus.Message)
-		}
-	}
 	if err != nil || result != convergedRollback {
 		return OutcomeFailed, fmt.Errorf("%w; the rollback did not converge either: %v", cause, cmp.Or[error](err, fmt.Errorf("state %s", result)))
 	}
@@ -353,42 +347,44 @@ const (
 )
 
 // converge polls the service until its update (or rollback) completes with every desired task
-// running its spec's image, or fails. Tasks with a healthcheck count as running only once healthy:
+// running its spec's image, or fails. why is the swarm's reason for a rollback it started. Tasks with a healthcheck count as running only once healthy:
 // the swarm keeps them "starting" until then.
-func (d *Deployer) converge(ctx context.Context, id string) (convergence, error) {
+func (d *Deployer) converge(ctx context.Context, id string) (_ convergence, why string, _ error) {
 	tick := time.NewTicker(swarmPoll)
 	defer tick.Stop()
 	for {
 		svc, err := d.inspectService(ctx, id)
 		if err != nil {
-			return "", err
+			return "", why, err
 		}
 		msg := ""
 		if svc.UpdateStatus != nil {
 			msg = svc.UpdateStatus.Message
 		}
 		switch state := updateState(svc); state {
+		case swarm.UpdateStateRollbackStarted:
+			why = msg
 		case swarm.UpdateStatePaused:
-			return "", Errorf(KindInternal, "the swarm paused the update: %s", msg)
+			return "", why, Errorf(KindInternal, "the swarm paused the update: %s", msg)
 		case swarm.UpdateStateRollbackPaused:
-			return "", Errorf(KindInternal, "the swarm paused the rollback: %s", msg)
+			return "", why, Errorf(KindInternal, "the swarm paused the rollback: %s", msg)
 		case swarm.UpdateStateCompleted, swarm.UpdateStateRollbackCompleted:
 			done, failed, err := d.tasksConverged(ctx, svc)
 			switch {
 			case err != nil:
-				return "", err
+				return "", why, err
 			case failed != "" && state == swarm.UpdateStateCompleted:
 				// failure_action: continue lets the update complete over failing tasks.
-				return "", Errorf(KindInternal, "a task of the new version failed: %s", failed)
+				return "", why, Errorf(KindInternal, "a task of the new version failed: %s", failed)
 			case done && state == swarm.UpdateStateCompleted:
-				return convergedUpdate, nil
+				return convergedUpdate, why, nil
 			case done:
-				return convergedRollback, nil
+				return convergedRollback, why, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return "", Errorf(KindUnavailable, "swarm service %s did not converge in time (%s): %w", svc.Spec.Name, cmp.Or(msg, "no update status"), ctx.Err())
+			return "", why, Errorf(KindUnavailable, "swarm service %s did not converge in time (%s): %w", svc.Spec.Name, cmp.Or(msg, "no update status"), ctx.Err())
 		case <-tick.C:
 		}
 	}
