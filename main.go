@@ -54,6 +54,9 @@ type config struct {
 	LogFormat       string        `envconfig:"LOG_FORMAT" default:"text"`
 	Parallel        int           `envconfig:"PARALLEL" default:"2"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"5m"`
+	Backend         string        `envconfig:"BACKEND" default:"auto"`     // auto, compose or swarm
+	SwarmTimeout    time.Duration `envconfig:"SWARM_TIMEOUT" default:"5m"` // bound on a swarm update, and on its rollback
+	RegistryConfig  string        `envconfig:"REGISTRY_AUTH_CONFIG"`       // a docker config.json whose credentials go to the swarm
 
 	// Webhook credentials, one variable per sender kind (see credentialVars); not envconfig's.
 	Webhooks handler.Config `ignored:"true"`
@@ -84,7 +87,7 @@ func credentialVars() []credentialVar {
 // compose files are interpolated with, so ${SECRET} in a compose file cannot leak berth's.
 func ownVars() []string {
 	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "PROJECTS", "SKIP_PROJECTS", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
-		"PARALLEL", "SHUTDOWN_TIMEOUT"}
+		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG"}
 	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
 	}
@@ -127,6 +130,10 @@ func (c config) validate() error {
 		return errors.New("OWNER is empty; set it to the Docker Hub namespace(s) whose pushes berth may deploy, e.g. OWNER=acme")
 	case c.Parallel < 1:
 		return fmt.Errorf("PARALLEL=%d must be at least 1", c.Parallel)
+	case !slices.Contains([]string{deployer.BackendAuto, deployer.BackendCompose, deployer.BackendSwarm}, c.Backend):
+		return fmt.Errorf("BACKEND=%q is not auto, compose or swarm", c.Backend)
+	case c.SwarmTimeout <= 0:
+		return fmt.Errorf("SWARM_TIMEOUT=%s must be positive, e.g. 5m", c.SwarmTimeout)
 	case !c.discover() && len(c.projectDirs()) == 0:
 		return errors.New("PROJECT_DIR is empty; set it to the compose project directory (several: comma-separated), or unset it to discover the projects")
 	case c.discover() && c.ProjectName != "":
@@ -323,6 +330,16 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		log.Info("berth runs as a compose service and will not redeploy it", "project", self.Project, "service", self.Service)
 	}
 
+	var registryAuth deployer.RegistryAuth
+	if cfg.RegistryConfig != "" {
+		if registryAuth, err = deployer.LoadRegistryAuth(cfg.RegistryConfig); err != nil {
+			return fmt.Errorf("REGISTRY_AUTH_CONFIG: %w", err)
+		}
+	}
+	if self.SwarmService != "" {
+		log.Info("berth runs as a swarm service and will not update it", "stack", self.Stack, "service_id", self.SwarmService)
+	}
+
 	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeploys()
 	d := deployer.New(deployCtx, docker, deployer.Options{
@@ -335,6 +352,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		Discover:       cfg.discover(),
 		Filter:         cfg.filter(),
 		Environ:        composeEnviron(environ),
+		Backend:        cfg.Backend,
+		SwarmTimeout:   cfg.SwarmTimeout,
+		RegistryAuth:   registryAuth,
 	})
 	if cfg.discover() {
 		logDiscovered(ctx, d, log)
