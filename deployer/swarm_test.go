@@ -15,131 +15,6 @@ import (
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
-// testSwarmLabel marks a swarm these tests created, so a run that died halfway may replace it
-// while a swarm somebody else made is never left.
-const testSwarmLabel = "dev.berth.test-swarm"
-
-// singleNodeSwarm makes the private swarm engine a single-node swarm for the test, as
-// `docker swarm init --advertise-addr 127.0.0.1` would, and leaves it at the end.
-func singleNodeSwarm(t *testing.T, c *client.Client) {
-	t.Helper()
-	ctx := context.Background()
-	info, err := c.Info(ctx, client.InfoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Info.Swarm.LocalNodeState == swarm.LocalNodeStateActive {
-		sw, err := c.SwarmInspect(ctx, client.SwarmInspectOptions{})
-		if err != nil || sw.Swarm.Spec.Labels[testSwarmLabel] == "" {
-			t.Fatalf("the engine at BERTH_SWARM_DOCKER_HOST is already in a swarm this test did not create (%v); give the swarm tests an engine of their own", err)
-		}
-		if _, err := c.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
-			t.Fatalf("leave the swarm an earlier run left: %v", err)
-		}
-	}
-	spec := swarm.Spec{Annotations: swarm.Annotations{Labels: map[string]string{testSwarmLabel: "1"}}}
-	if _, err := c.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1", Spec: spec}); err != nil {
-		t.Fatalf("swarm init: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := c.SwarmLeave(context.Background(), client.SwarmLeaveOptions{Force: true}); err != nil {
-			t.Errorf("swarm leave: %v", err)
-		}
-	})
-}
-
-// httpDockerfile is a busybox HTTP server answering body, healthy once it answers.
-func httpDockerfile(body string) string {
-	return "FROM busybox:1\n" +
-		"RUN mkdir -p /www && printf '%s' '" + body + "' > /www/index.html\n" +
-		"HEALTHCHECK --interval=1s --timeout=1s --retries=3 CMD wget -q -O- http://127.0.0.1/ || exit 1\n" +
-		`CMD ["httpd", "-f", "-p", "80", "-h", "/www"]` + "\n"
-}
-
-// stackWebService creates what `docker stack deploy` makes of a two-replica web service:
-// stack labels, the image pinned as repository:tag@digest, a swarm-scoped network.
-func stackWebService(t *testing.T, c *client.Client, stack, image string) string {
-	t.Helper()
-	ctx := context.Background()
-	netName := stack + "_default"
-	if _, err := c.NetworkCreate(ctx, netName, client.NetworkCreateOptions{
-		Driver: "bridge", Scope: "swarm", Labels: map[string]string{labelStack: stack},
-	}); err != nil {
-		t.Fatalf("create network: %v", err)
-	}
-	t.Cleanup(func() {
-		// The task containers go away asynchronously after the service is removed.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			_, err := c.NetworkRemove(context.Background(), netName, client.NetworkRemoveOptions{})
-			if err == nil || time.Now().After(deadline) {
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	})
-	replicas := uint64(2)
-	res, err := c.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: stack + "_web", Labels: map[string]string{labelStack: stack}},
-		TaskTemplate: swarm.TaskSpec{
-			ContainerSpec: &swarm.ContainerSpec{Image: image, Labels: map[string]string{labelStack: stack}, Init: new(true)},
-			Networks:      []swarm.NetworkAttachmentConfig{{Target: netName, Aliases: []string{"web"}}},
-		},
-		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
-		// The stack file's deploy.update_config: start-first, one at a time; failure_action is
-		// left at the swarm's default (pause), so berth must ask for the rollback itself.
-		UpdateConfig:   &swarm.UpdateConfig{Parallelism: 1, Order: swarm.UpdateOrderStartFirst, Monitor: 2 * time.Second},
-		RollbackConfig: &swarm.UpdateConfig{Parallelism: 2, Order: swarm.UpdateOrderStopFirst, Monitor: time.Second},
-	}})
-	if err != nil {
-		t.Fatalf("create service: %v", err)
-	}
-	t.Cleanup(func() { _, _ = c.ServiceRemove(context.Background(), res.ID, client.ServiceRemoveOptions{}) })
-	return res.ID
-}
-
-// taskBodies fetches / from every running task of the service, reached on its network address.
-func taskBodies(t *testing.T, c *client.Client, id string) []string {
-	t.Helper()
-	ctx := context.Background()
-	tasks, err := c.TaskList(ctx, client.TaskListOptions{Filters: client.Filters{}.Add("service", id).Add("desired-state", "running")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bodies []string
-	for _, task := range tasks.Items {
-		if task.Status.State != swarm.TaskStateRunning || task.Status.ContainerStatus == nil {
-			bodies = append(bodies, "task "+string(task.Status.State))
-			continue
-		}
-		ctr, err := c.ContainerInspect(ctx, task.Status.ContainerStatus.ContainerID, client.ContainerInspectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ep := range ctr.Container.NetworkSettings.Networks {
-			body, err := deployertest.Get("http://" + ep.IPAddress.String() + "/")
-			if err != nil {
-				body = err.Error()
-			}
-			bodies = append(bodies, body)
-		}
-	}
-	return bodies
-}
-
-// allAnswer reports whether want tasks answer, each with body.
-func allAnswer(bodies []string, want int, body string) bool {
-	if len(bodies) != want {
-		return false
-	}
-	for _, b := range bodies {
-		if b != body {
-			return false
-		}
-	}
-	return true
-}
-
 // recorder collects deploy Records.
 type recorder struct {
 	mu   sync.Mutex
@@ -164,15 +39,15 @@ func (r *recorder) last(t *testing.T) Record {
 // itself (failure_action rollback).
 func TestSwarmStackUpdate(t *testing.T) {
 	c, registry := deployertest.SwarmEngine(t)
-	singleNodeSwarm(t, c)
+	deployertest.SingleNodeSwarm(t, c)
 	ctx := context.Background()
 	repo, tag := "acme/swarmweb", deployertest.UniqueTag("sw")
 	stack := strings.ReplaceAll(deployertest.UniqueTag("stk"), "-", "")
 
-	deployertest.PushImageTo(t, c, registry, repo, tag, httpDockerfile("v1"))
+	deployertest.PushImageTo(t, c, registry, repo, tag, deployertest.HealthyHTTPDockerfile("v1"))
 	d1 := deployertest.ManifestDigest(t, registry, repo, tag)
-	id := stackWebService(t, c, stack, repo+":"+tag+"@"+d1)
-	deployertest.Eventually(t, "both v1 replicas answering", 60*time.Second, func() bool { return allAnswer(taskBodies(t, c, id), 2, "v1") })
+	id := deployertest.StackWebService(t, c, stack, repo+":"+tag+"@"+d1)
+	deployertest.Eventually(t, "both v1 replicas answering", 60*time.Second, func() bool { return deployertest.AllAnswer(deployertest.TaskBodies(t, c, id), 2, "v1") })
 
 	rec := &recorder{}
 	deployCtx, cancel := context.WithCancel(ctx)
@@ -210,7 +85,7 @@ func TestSwarmStackUpdate(t *testing.T) {
 	}
 
 	t.Run("push", func(t *testing.T) {
-		deployertest.PushImageTo(t, c, registry, repo, tag, httpDockerfile("v2"))
+		deployertest.PushImageTo(t, c, registry, repo, tag, deployertest.HealthyHTTPDockerfile("v2"))
 		d2 := deployertest.ManifestDigest(t, registry, repo, tag)
 		// No digest in the request (as Docker Hub's webhook): berth resolves it on the registry.
 		r := deploy(Request{Source: "dockerhub", Repository: repo, Tag: tag})
@@ -220,7 +95,7 @@ func TestSwarmStackUpdate(t *testing.T) {
 		if got := servicesDigest(); got != d2 {
 			t.Fatalf("service pinned to %s, want %s", got, d2)
 		}
-		if b := taskBodies(t, c, id); !allAnswer(b, 2, "v2") {
+		if b := deployertest.TaskBodies(t, c, id); !deployertest.AllAnswer(b, 2, "v2") {
 			t.Fatalf("tasks answer %q, want both v2", b)
 		}
 		if s := inspect(); s.Spec.UpdateConfig.Order != swarm.UpdateOrderStartFirst || s.Spec.UpdateConfig.Monitor != 2*time.Second {
@@ -266,7 +141,7 @@ func TestSwarmStackUpdate(t *testing.T) {
 				if got := servicesDigest(); got != d2 {
 					t.Fatalf("service pinned to %s after rollback, want %s", got, d2)
 				}
-				if b := taskBodies(t, c, id); !allAnswer(b, 2, "v2") {
+				if b := deployertest.TaskBodies(t, c, id); !deployertest.AllAnswer(b, 2, "v2") {
 					t.Fatalf("tasks answer %q after rollback, want both v2", b)
 				}
 				t.Logf("failure_action %s: rolled back in %s (%s); service version %d -> %d", tc.failureAction, r.Duration.Round(time.Millisecond), r.Error, before, inspect().Version.Index)

@@ -52,38 +52,6 @@ func Engine(t testing.TB) *client.Client {
 	return c
 }
 
-// SwarmEngine returns a client for the engine the swarm tests may turn into a single-node swarm,
-// named by BERTH_SWARM_DOCKER_HOST (never the shared engine: swarm init changes the whole
-// daemon), and its registry, BERTH_SWARM_REGISTRY (host:port, also that engine's Hub mirror).
-// It skips when they are unset, or fails with BERTH_REQUIRE_ENGINE=1.
-func SwarmEngine(t testing.TB) (*client.Client, string) {
-	t.Helper()
-	host, registry := os.Getenv("BERTH_SWARM_DOCKER_HOST"), os.Getenv("BERTH_SWARM_REGISTRY")
-	var err error
-	var c *client.Client
-	if host == "" || registry == "" {
-		err = fmt.Errorf("BERTH_SWARM_DOCKER_HOST=%q and BERTH_SWARM_REGISTRY=%q must both be set", host, registry)
-	} else {
-		c, err = client.New(client.FromEnv, client.WithHost(host))
-	}
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err = c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
-	}
-	if err != nil {
-		msg := fmt.Sprintf("no private engine for the swarm tests: %v; start one with "+
-			"`SANDBOX_DIR=/tmp/dksw REGISTRY_PORT=5010 AUTH_REGISTRY_PORT=5011 ../shared/sandbox/engine up` and export "+
-			"BERTH_SWARM_DOCKER_HOST=unix:///tmp/dksw/docker.sock BERTH_SWARM_REGISTRY=127.0.0.1:5010", err)
-		if os.Getenv("BERTH_REQUIRE_ENGINE") == "1" {
-			t.Fatal(msg + " (BERTH_REQUIRE_ENGINE=1, so this is a failure)")
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c, registry
-}
-
 // ComposeCLI returns the path of a docker compose binary of the given version ("v5.6.0",
 // "v2.40.3") built by the sandbox, skipping or failing like Engine when it is missing.
 func ComposeCLI(t testing.TB, version string) string {
