@@ -167,8 +167,13 @@ func (d *Deployer) swarmJobs(ctx context.Context, t *Ticket, req Request, pushed
 		opts.Filters = client.Filters{}.Add("label", labelStack)
 	}
 	res, err := d.eng.ServiceList(ctx, opts)
-	if err != nil {
+	if err != nil && d.backend == BackendSwarm {
 		return nil, nil, unavailable("list swarm services", err)
+	}
+	if err != nil {
+		// A socket proxy without SOCKET_PROXY_SWARM=true refuses the call; compose deploys go on.
+		d.log.Warn("cannot list swarm services; swarm services skipped", "err", err)
+		return nil, nil, nil
 	}
 	slices.SortFunc(res.Items, func(a, b swarm.Service) int { return cmp.Compare(a.Spec.Name, b.Spec.Name) })
 	for _, svc := range res.Items {

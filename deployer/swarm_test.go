@@ -39,8 +39,14 @@ func (r *recorder) last(t *testing.T) Record {
 // itself (failure_action rollback).
 func TestSwarmStackUpdate(t *testing.T) {
 	c, registry := deployertest.SwarmEngine(t)
-	deployertest.SingleNodeSwarm(t, c)
 	ctx := context.Background()
+	ctx0, cancel0 := context.WithCancel(ctx)
+	defer cancel0()
+	req := Request{Source: "dockerhub", Repository: "acme/swarmweb", Tag: "any"}
+	if _, err := New(ctx0, c, Options{Owners: []string{"acme"}, Backend: BackendSwarm}).Deploy(ctx, req); KindOf(err) != KindUnavailable || !strings.Contains(err.Error(), "not a swarm manager") {
+		t.Fatalf("BACKEND=swarm on an engine outside a swarm: %v, want an unavailable error saying it is no manager", err)
+	}
+	deployertest.SingleNodeSwarm(t, c)
 	repo, tag := "acme/swarmweb", deployertest.UniqueTag("sw")
 	stack := strings.ReplaceAll(deployertest.UniqueTag("stk"), "-", "")
 
@@ -146,6 +152,15 @@ func TestSwarmStackUpdate(t *testing.T) {
 				}
 				t.Logf("failure_action %s: rolled back in %s (%s); service version %d -> %d", tc.failureAction, r.Duration.Round(time.Millisecond), r.Error, before, inspect().Version.Index)
 			})
+		}
+	})
+
+	t.Run("BACKEND=compose leaves swarm services alone", func(t *testing.T) {
+		cctx, ccancel := context.WithCancel(ctx)
+		defer ccancel()
+		ticket, err := New(cctx, c, Options{Owners: []string{"acme"}, Backend: BackendCompose}).Deploy(ctx, Request{Repository: repo, Tag: tag})
+		if err != nil || len(ticket.Services) != 0 {
+			t.Fatalf("ticket %+v, err %v: want no services", ticket, err)
 		}
 	})
 
