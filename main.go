@@ -130,9 +130,9 @@ func (c config) validate() error {
 		return errors.New("OWNER is empty; set it to the Docker Hub namespace(s) whose pushes berth may deploy, e.g. OWNER=acme")
 	case c.Parallel < 1:
 		return fmt.Errorf("PARALLEL=%d must be at least 1", c.Parallel)
-	case !slices.Contains([]string{deployer.BackendAuto, deployer.BackendCompose, deployer.BackendSwarm}, c.Backend):
+	case !slices.Contains([]string{"", deployer.BackendAuto, deployer.BackendCompose, deployer.BackendSwarm}, c.Backend):
 		return fmt.Errorf("BACKEND=%q is not auto, compose or swarm", c.Backend)
-	case c.SwarmTimeout <= 0:
+	case c.SwarmTimeout < 0:
 		return fmt.Errorf("SWARM_TIMEOUT=%s must be positive, e.g. 5m", c.SwarmTimeout)
 	case !c.discover() && len(c.projectDirs()) == 0:
 		return errors.New("PROJECT_DIR is empty; set it to the compose project directory (several: comma-separated), or unset it to discover the projects")

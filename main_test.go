@@ -545,6 +545,8 @@ func TestProjectDirList(t *testing.T) {
 		{config{ProjectDir: " , "}, "PROJECT_DIR is empty"},
 		{config{ProjectName: "x"}, "use PROJECTS=name to limit discovery"},
 		{config{HostProjectDir: "/host/a"}, "HOST_PROJECT_DIR needs PROJECT_DIR"},
+		{config{ProjectDir: "/srv/a", Backend: "kubernetes"}, `BACKEND="kubernetes" is not auto, compose or swarm`},
+		{config{ProjectDir: "/srv/a", SwarmTimeout: -time.Second}, "SWARM_TIMEOUT=-1s must be positive"},
 	} {
 		tc.c.Owner, tc.c.Parallel, tc.c.LogLevel, tc.c.LogFormat = []string{"acme"}, 1, "info", "text"
 		if err := tc.c.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
