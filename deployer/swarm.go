@@ -237,6 +237,10 @@ func (d *Deployer) updateService(ctx context.Context, log *slog.Logger, j job, r
 		at := time.Now()
 		res, err := d.eng.DistributionInspect(ctx, j.image.String(), client.DistributionInspectOptions{EncodedRegistryAuth: auth})
 		addStep(rec, "resolve", "", at, err)
+		if err != nil && auth == "" {
+			return OutcomeFailed, unavailable("resolve the digest of "+j.image.Familiar()+
+				" (berth has no credentials for its registry; if it needs some, set REGISTRY_AUTH_CONFIG)", err)
+		}
 		if err != nil {
 			return OutcomeFailed, unavailable("resolve the digest of "+j.image.Familiar(), err)
 		}

@@ -189,3 +189,80 @@ func hasStep(r Record, name string) bool {
 	}
 	return false
 }
+
+// TestSwarmForwardsRegistryAuth updates a service whose image lives in a registry that wants
+// credentials, and that the service was deployed without: berth needs its own credentials to
+// resolve the digest, and the swarm's node needs them (forwarded with the update) to pull.
+func TestSwarmForwardsRegistryAuth(t *testing.T) {
+	c, _ := deployertest.SwarmEngine(t)
+	registry, user, pass := deployertest.SwarmAuthRegistry(t)
+	deployertest.SingleNodeSwarm(t, c)
+	ctx := context.Background()
+	auth := deployertest.RegistryAuthHeader(registry, user, pass)
+	repo, tag := "acme/private", deployertest.UniqueTag("auth")
+	ref := registry + "/" + repo + ":" + tag
+	digestOf := func() string {
+		res, err := c.DistributionInspect(ctx, ref, client.DistributionInspectOptions{EncodedRegistryAuth: auth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Descriptor.Digest.String()
+	}
+
+	// Version 1 is on the node already (built there): the swarm falls back to it when its pull
+	// without credentials fails.
+	deployertest.PushImageAuth(t, c, registry, auth, repo, tag, deployertest.HealthyHTTPDockerfile("private 1"))
+	stack := strings.ReplaceAll(deployertest.UniqueTag("stk"), "-", "")
+	id := deployertest.StackWebService(t, c, stack, ref+"@"+digestOf())
+	deployertest.Eventually(t, "both v1 replicas answering", 60*time.Second, func() bool {
+		return deployertest.AllAnswer(deployertest.TaskBodies(t, c, id), 2, "private 1")
+	})
+	// Version 2 only in the registry: the node must pull it, with credentials.
+	deployertest.PushImageAuth(t, c, registry, auth, repo, tag, deployertest.HealthyHTTPDockerfile("private 2"))
+	d2 := digestOf()
+	if _, err := c.ImageRemove(ctx, ref, client.ImageRemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Source: "distribution", Repository: registry + "/" + repo, Tag: tag}
+
+	for _, tc := range []struct {
+		name    string
+		auth    RegistryAuth
+		outcome string
+	}{
+		{"without credentials", nil, OutcomeFailed},
+		{"with credentials", func(host string) string {
+			if host == registry {
+				return auth
+			}
+			return ""
+		}, OutcomeDeployed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			dctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			d := New(dctx, c, Options{Owners: []string{"acme"}, OnRecord: rec.add, RegistryAuth: tc.auth, SwarmTimeout: 2 * time.Minute,
+				Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+			if _, err := d.Deploy(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if r := rec.last(t); r.Outcome != tc.outcome {
+				t.Fatalf("record %+v, want %s", r, tc.outcome)
+			}
+		})
+	}
+	if b := deployertest.TaskBodies(t, c, id); !deployertest.AllAnswer(b, 2, "private 2") {
+		t.Fatalf("tasks answer %q, want both on version 2", b)
+	}
+	res, err := c.ServiceInspect(ctx, id, client.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img := res.Service.Spec.TaskTemplate.ContainerSpec.Image; !strings.HasSuffix(img, "@"+d2) {
+		t.Fatalf("service image %s, want it pinned to %s", img, d2)
+	}
+}

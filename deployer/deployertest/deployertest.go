@@ -6,6 +6,7 @@ package deployertest
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/base64"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -110,6 +111,24 @@ func PushImage(t testing.TB, c *client.Client, repo, tag, dockerfile string) {
 
 func pushImageTo(t testing.TB, c *client.Client, registry, repo, tag, dockerfile string) {
 	t.Helper()
+	pushImageAuth(t, c, registry, "e30=", repo, tag, dockerfile) // base64 "{}": no credentials
+}
+
+// PushImageAuth is PushImageTo a registry that wants credentials; auth is the X-Registry-Auth
+// value (RegistryAuthHeader). The built image stays tagged registry/repo:tag on the engine.
+func PushImageAuth(t testing.TB, c *client.Client, registry, auth, repo, tag, dockerfile string) {
+	t.Helper()
+	pushImageAuth(t, c, registry, auth, repo, tag, dockerfile)
+}
+
+// RegistryAuthHeader encodes user and password for registry as the X-Registry-Auth header.
+func RegistryAuthHeader(registry, user, pass string) string {
+	b, _ := json.Marshal(map[string]string{"username": user, "password": pass, "serveraddress": registry})
+	return base64.URLEncoding.EncodeToString(b)
+}
+
+func pushImageAuth(t testing.TB, c *client.Client, registry, auth, repo, tag, dockerfile string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ref := registry + "/" + repo + ":" + tag
@@ -125,7 +144,7 @@ func pushImageTo(t testing.TB, c *client.Client, registry, repo, tag, dockerfile
 	if err := drain(res.Body); err != nil {
 		t.Fatalf("build %s: %v", ref, err)
 	}
-	push, err := c.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: "e30="}) // base64 "{}"
+	push, err := c.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: auth})
 	if err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}

@@ -55,6 +55,23 @@ func SwarmEngine(t testing.TB) (*client.Client, string) {
 	return c, registry
 }
 
+// SwarmAuthRegistry is the swarm engine's registry that wants credentials, and those
+// credentials: BERTH_SWARM_AUTH_REGISTRY (host:port), BERTH_SWARM_AUTH_USER, BERTH_SWARM_AUTH_PASS.
+// It skips when they are unset, or fails with BERTH_REQUIRE_ENGINE=1.
+func SwarmAuthRegistry(t testing.TB) (registry, user, pass string) {
+	t.Helper()
+	registry, user, pass = os.Getenv("BERTH_SWARM_AUTH_REGISTRY"), os.Getenv("BERTH_SWARM_AUTH_USER"), os.Getenv("BERTH_SWARM_AUTH_PASS")
+	if registry == "" || user == "" || pass == "" {
+		msg := "BERTH_SWARM_AUTH_REGISTRY, BERTH_SWARM_AUTH_USER and BERTH_SWARM_AUTH_PASS are not all set; start the registry with " +
+			"`SANDBOX_DIR=/tmp/dksw REGISTRY_PORT=5010 AUTH_REGISTRY_PORT=5011 ../shared/sandbox/engine registry-auth up USER PASS` (see .ci/run)"
+		if os.Getenv("BERTH_REQUIRE_ENGINE") == "1" {
+			t.Fatal(msg + " (BERTH_REQUIRE_ENGINE=1, so this is a failure)")
+		}
+		t.Skip(msg)
+	}
+	return registry, user, pass
+}
+
 // lockEngine holds an exclusive file lock named after host until the test ends.
 func lockEngine(t testing.TB, host string) {
 	t.Helper()
