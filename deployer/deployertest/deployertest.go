@@ -6,9 +6,9 @@ package deployertest
 import (
 	"archive/tar"
 	"bytes"
-	"encoding/base64"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
