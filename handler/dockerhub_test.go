@@ -86,6 +86,24 @@ func (e *countingEngine) VolumeInspect(context.Context, string, client.VolumeIns
 func (e *countingEngine) VolumeCreate(context.Context, client.VolumeCreateOptions) (client.VolumeCreateResult, error) {
 	return client.VolumeCreateResult{}, e.call("VolumeCreate")
 }
+func (e *countingEngine) Info(context.Context, client.InfoOptions) (client.SystemInfoResult, error) {
+	return client.SystemInfoResult{}, e.call("Info")
+}
+func (e *countingEngine) ServiceList(context.Context, client.ServiceListOptions) (client.ServiceListResult, error) {
+	return client.ServiceListResult{}, e.call("ServiceList")
+}
+func (e *countingEngine) ServiceInspect(context.Context, string, client.ServiceInspectOptions) (client.ServiceInspectResult, error) {
+	return client.ServiceInspectResult{}, e.call("ServiceInspect")
+}
+func (e *countingEngine) ServiceUpdate(context.Context, string, client.ServiceUpdateOptions) (client.ServiceUpdateResult, error) {
+	return client.ServiceUpdateResult{}, e.call("ServiceUpdate")
+}
+func (e *countingEngine) TaskList(context.Context, client.TaskListOptions) (client.TaskListResult, error) {
+	return client.TaskListResult{}, e.call("TaskList")
+}
+func (e *countingEngine) DistributionInspect(context.Context, string, client.DistributionInspectOptions) (client.DistributionInspectResult, error) {
+	return client.DistributionInspectResult{}, e.call("DistributionInspect")
+}
 
 // countingDeployer counts the requests that get past the HTTP layer into the deployer.
 type countingDeployer struct {
@@ -152,7 +170,8 @@ func TestDockerHubAnswers(t *testing.T) {
 			eng := &countingEngine{}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			d := deployer.New(ctx, eng, deployer.Options{Owners: []string{"acme"}, Projects: []deployer.ProjectSpec{{Dir: dir}}})
+			// BACKEND=compose: in auto mode every accepted push also asks the engine (Info) whether it is a swarm manager.
+			d := deployer.New(ctx, eng, deployer.Options{Owners: []string{"acme"}, Projects: []deployer.ProjectSpec{{Dir: dir}}, Backend: deployer.BackendCompose})
 			counted := &countingDeployer{d: d}
 			srv := NewServer(Config{DockerHub: Secrets{dockerHubURL}}, counted, slog.New(slog.DiscardHandler))
 
