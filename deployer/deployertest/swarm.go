@@ -3,6 +3,7 @@ package deployertest
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,8 +170,9 @@ func StackWebService(t testing.TB, c *client.Client, stack, image string) string
 	return res.ID
 }
 
-// TaskBodies fetches / from every task the service wants running, on its network address; a
-// task not running yet shows as "task <state>".
+// TaskBodies fetches / from every task the service wants running, from inside the task's own
+// container (its loopback), so the test never routes traffic to container addresses; a task
+// not running yet shows as "task <state>".
 func TaskBodies(t testing.TB, c *client.Client, id string) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -184,19 +186,30 @@ func TaskBodies(t testing.TB, c *client.Client, id string) []string {
 			bodies = append(bodies, "task "+string(task.Status.State))
 			continue
 		}
-		ctr, err := c.ContainerInspect(ctx, task.Status.ContainerStatus.ContainerID, client.ContainerInspectOptions{})
+		body, err := execOutput(ctx, c, task.Status.ContainerStatus.ContainerID, "wget", "-q", "-O-", "http://127.0.0.1/")
 		if err != nil {
-			t.Fatal(err)
+			body = err.Error()
 		}
-		for _, ep := range ctr.Container.NetworkSettings.Networks {
-			body, err := Get("http://" + ep.IPAddress.String() + "/")
-			if err != nil {
-				body = err.Error()
-			}
-			bodies = append(bodies, body)
-		}
+		bodies = append(bodies, body)
 	}
 	return bodies
+}
+
+// execOutput runs cmd in the container and returns what it printed.
+func execOutput(ctx context.Context, c *client.Client, containerID string, cmd ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ex, err := c.ExecCreate(ctx, containerID, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true, TTY: true})
+	if err != nil {
+		return "", err
+	}
+	att, err := c.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{TTY: true})
+	if err != nil {
+		return "", err
+	}
+	defer att.Close()
+	out, err := io.ReadAll(att.Reader)
+	return strings.TrimRight(string(out), "\r\n"), err
 }
 
 // AllAnswer reports whether exactly want bodies were fetched, each equal to body.
