@@ -72,6 +72,9 @@ type Options struct {
 	// called (it kills the process), to prove Reconcile repairs every step.
 	CrashAfter string
 	Crash      func()
+	// ForceRecreate recreates a service even when it already runs the pulled image with the
+	// current config (compose's up --force-recreate), for parity checks; pushes never set it.
+	ForceRecreate bool
 }
 
 // Deployer matches pushes to compose services and redeploys them through the Engine API.
@@ -100,6 +103,7 @@ type Deployer struct {
 	retryFor      time.Duration
 	crashAfter    string
 	crash         func()
+	force         bool
 	images        sync.Mutex // guards the replaced-image lists
 	replaced      map[string][]string
 }
@@ -136,7 +140,7 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 		discover: o.Discover, filter: o.Filter, environ: o.Environ,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout),
 		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
-		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash,
+		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
 		replaced: map[string][]string{}}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	return d

@@ -82,7 +82,7 @@ func (p *parityProject) deploy(spec ProjectSpec, repo, tag string) []Record {
 	defer cancel()
 	var mu sync.Mutex
 	var recs []Record
-	d := New(ctx, p.eng, Options{Projects: []ProjectSpec{spec}, Owners: []string{"acme"}, OnRecord: func(r Record) {
+	d := New(ctx, p.eng, Options{Projects: []ProjectSpec{spec}, Owners: []string{"acme"}, ForceRecreate: true, OnRecord: func(r Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		recs = append(recs, r)
@@ -445,7 +445,7 @@ func TestParityBerthFirst(t *testing.T) {
 				"web.env":      "FROM_FILE=yes\n",
 				"static/x":     "x",
 			})
-			d := New(context.Background(), eng, Options{Projects: []ProjectSpec{p.spec()}, Owners: []string{"acme"},
+			d := New(context.Background(), eng, Options{Projects: []ProjectSpec{p.spec()}, Owners: []string{"acme"}, ForceRecreate: true,
 				ComposeVersion: strings.TrimPrefix(version, "v")})
 			var mu sync.Mutex
 			var recs []Record
@@ -645,7 +645,7 @@ services:
 	ctx := context.Background()
 	var mu sync.Mutex
 	var recs []Record
-	d := New(ctx, eng, Options{Projects: []ProjectSpec{layered.spec(), plain.spec()}, Owners: []string{"acme"}, OnRecord: func(r Record) {
+	d := New(ctx, eng, Options{Projects: []ProjectSpec{layered.spec(), plain.spec()}, Owners: []string{"acme"}, ForceRecreate: true, OnRecord: func(r Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		recs = append(recs, r)

@@ -65,7 +65,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if err != nil {
 		return OutcomeFailed, err
 	}
-	if upToDate(existing, serviceReplicas(s), img.ID, hash) {
+	if !d.force && upToDate(existing, serviceReplicas(s), img.ID, hash) {
 		log.Info("already up to date; nothing touched", "image_id", img.ID)
 		return OutcomeUpToDate, nil
 	}
