@@ -142,8 +142,8 @@ func (c config) validate() error {
 		return fmt.Errorf("BACKEND=%q is not auto, compose or swarm", c.Backend)
 	case c.SwarmTimeout < 0:
 		return fmt.Errorf("SWARM_TIMEOUT=%s must be positive, e.g. 5m", c.SwarmTimeout)
-	case c.HealthTimeout <= 0 || c.HealthSettle <= 0:
-		return fmt.Errorf("HEALTH_TIMEOUT=%s and HEALTH_SETTLE=%s must be positive durations such as 60s", c.HealthTimeout, c.HealthSettle)
+	case c.HealthTimeout < 0 || c.HealthSettle < 0:
+		return fmt.Errorf("HEALTH_TIMEOUT=%s and HEALTH_SETTLE=%s must be positive durations such as 60s (0 takes the default)", c.HealthTimeout, c.HealthSettle)
 	case c.KeepImages < 0:
 		return fmt.Errorf("KEEP_IMAGES=%d must be 0 or more", c.KeepImages)
 	case c.RetryFor < 0:

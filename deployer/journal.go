@@ -40,6 +40,7 @@ type swap struct {
 	Backup     string `json:"backup,omitempty"` // the old container's name once it stepped aside
 	OldID      string `json:"old_id,omitempty"` // "" for a new replica
 	OldImage   string `json:"old_image,omitempty"`
+	OldRunning bool   `json:"old_running,omitempty"` // a one-shot service's exited container is not started again
 	NewID      string `json:"new_id,omitempty"` // "" until the create returned
 	StartFirst bool   `json:"start_first,omitempty"`
 }
@@ -208,7 +209,7 @@ func (d *Deployer) rollBack(ctx context.Context, j *journal) error {
 				return fmt.Errorf("rename %s back to %s: %w", short(sw.OldID), sw.Name, err)
 			}
 		}
-		if old.Container.State == nil || !old.Container.State.Running {
+		if sw.OldRunning && (old.Container.State == nil || !old.Container.State.Running) {
 			if _, err := d.eng.ContainerStart(ctx, sw.OldID, client.ContainerStartOptions{}); err != nil {
 				return fmt.Errorf("start %s again: %w", sw.Name, err)
 			}

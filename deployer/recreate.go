@@ -101,7 +101,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 				replaces = s.ContainerName
 			}
 			inherited = old.Mounts
-			sw.OldID, sw.OldImage = old.ID, old.ImageID
+			sw.OldID, sw.OldImage, sw.OldRunning = old.ID, old.ImageID, old.State == container.StateRunning
 			sw.Tmp = old.ID[:12] + "_" + name
 			sw.Backup = backupPrefix + old.ID[:12] + "_" + name
 		}
@@ -124,6 +124,17 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		}
 		d.cleanupImages(ctx, log, p.Name+"/"+s.Name, jn, img.ID)
 		return OutcomeDeployed, d.followDependents(ctx, log, j, p)
+	}
+	if jn.Committed {
+		// The new containers passed the gate; only removing the old ones failed: finish that.
+		log.Warn("removing the replaced containers failed; finishing", "err", err)
+		if fwdErr := prog.do("remove", s.Name, func() error { return d.rollForward(context.WithoutCancel(ctx), jn) }); fwdErr != nil {
+			return OutcomeFailed, fmt.Errorf("%w; finishing failed too: %v (berth repairs it at its next deploy of %s or its next start)", err, fwdErr, s.Name)
+		}
+		if err := jn.finish(); err != nil {
+			log.Warn("deploy done but its journal stays", "err", err)
+		}
+		return OutcomeDeployed, nil
 	}
 	log.Error("rollout failed; rolling back", "err", err)
 	touched := prog.touched
@@ -194,7 +205,9 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 		if !sw.StartFirst {
 			display = sw.Name
 		}
-		if err := prog.do("health", display, func() error { return d.waitHealthy(ctx, sw.NewID, display, g) }); err != nil {
+		// A one-shot service (its old container had exited) may exit 0; anything else must run.
+		oneShot := sw.OldID != "" && !sw.OldRunning
+		if err := prog.do("health", display, func() error { return d.waitHealthy(ctx, sw.NewID, display, g, oneShot) }); err != nil {
 			return err
 		}
 	}
@@ -227,9 +240,6 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 func (d *Deployer) rollBackVerified(ctx context.Context, jn *journal, g gate) error {
 	// A deploy cancelled by shutdown must still put the old containers back.
 	ctx = context.WithoutCancel(ctx)
-	if jn.Committed {
-		return d.rollForward(ctx, jn)
-	}
 	if err := jn.write("rollback"); err != nil {
 		return err
 	}
@@ -237,10 +247,10 @@ func (d *Deployer) rollBackVerified(ctx context.Context, jn *journal, g gate) er
 		return err
 	}
 	for _, sw := range jn.Swaps {
-		if sw.OldID == "" {
+		if sw.OldID == "" || !sw.OldRunning {
 			continue
 		}
-		if err := d.waitHealthy(ctx, sw.OldID, sw.Name, g); err != nil {
+		if err := d.waitHealthy(ctx, sw.OldID, sw.Name, g, false); err != nil {
 			return fmt.Errorf("previous container: %w", err)
 		}
 	}

@@ -53,8 +53,9 @@ func (d *Deployer) gateFor(s types.ServiceConfig) (gate, error) {
 
 // waitHealthy is the health gate: it returns nil once the container reports healthy (if it has
 // a healthcheck) or has kept running, without a restart, for the settle period (if not). An
-// exit, a restart, an unhealthy report or the timeout is an error that says which.
-func (d *Deployer) waitHealthy(ctx context.Context, id, name string, g gate) error {
+// exit, a restart, an unhealthy report or the timeout is an error that says which; with
+// exitOK (a one-shot service) an exit with code 0 passes.
+func (d *Deployer) waitHealthy(ctx context.Context, id, name string, g gate, exitOK bool) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	start := time.Now()
@@ -72,6 +73,8 @@ func (d *Deployer) waitHealthy(ctx context.Context, id, name string, g gate) err
 			switch {
 			case st == nil:
 				last = "no state"
+			case exitOK && st.Status == container.StateExited && st.ExitCode == 0:
+				return nil
 			case c.RestartCount > 0 || st.Restarting:
 				return Errorf(KindConflict, "%s restarted (exit code %d): crash loop", name, st.ExitCode)
 			case !st.Running:

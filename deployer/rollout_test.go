@@ -3,6 +3,7 @@ package deployer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,12 +66,23 @@ func (p *rolloutProject) deployer(o Options) (*Deployer, func() []Record) {
 		defer mu.Unlock()
 		recs = append(recs, r)
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(testLog{p.t}, nil))
+	}
 	d := New(context.Background(), p.eng, o)
 	return d, func() []Record {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(recs)
 	}
+}
+
+// testLog sends a deployer's log to the test's, shown when it fails or with -v.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(b []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
 
 func cmpOr(d, def time.Duration) time.Duration {
@@ -285,7 +297,9 @@ func TestRolloutCleanupKeepsWhatIsNeeded(t *testing.T) {
 	d, records := p.deployer(Options{KeepImages: 1})
 	ids := []string{p.web().Image}
 	for v := 2; v <= 5; v++ {
-		deployertest.PushHTTPImage(t, p.eng, "acme/web", p.tag, fmt.Sprintf("version %d", v))
+		// The tag in the body keeps the image to this test: the build cache would hand the
+		// same image (with other tests' tags) to every test that builds the same body.
+		deployertest.PushHTTPImage(t, p.eng, "acme/web", p.tag, fmt.Sprintf("version %d of %s", v, p.tag))
 		p.deploy(d, Request{})
 		ids = append(ids, p.web().Image)
 		switch v {
@@ -316,5 +330,21 @@ func TestRolloutCleanupKeepsWhatIsNeeded(t *testing.T) {
 		if got := exists(ids[i]); got != want {
 			t.Errorf("version %d image present = %v, want %v", i+1, got, want)
 		}
+	}
+}
+
+// TestRolloutOneShotServiceMayExit: a service whose container had exited (a one-shot job)
+// passes the gate when its new container exits 0, and is not rolled back.
+func TestRolloutOneShotServiceMayExit(t *testing.T) {
+	p := newRolloutProject(t, "    command: [\"true\"]\n", "")
+	deployertest.Eventually(t, "the job to exit", 30*time.Second, func() bool { return !p.web().State.Running })
+	d, records := p.deployer(Options{})
+	deployertest.PushHTTPImage(t, p.eng, "acme/web", p.tag, "version 2 of "+p.tag)
+	p.deploy(d, Request{})
+	if recs := records(); len(recs) != 1 || recs[0].Outcome != OutcomeDeployed {
+		t.Fatalf("outcomes %v, want deployed", outcomes(recs))
+	}
+	if c := p.web(); c.State.ExitCode != 0 || c.Config.Labels[labelImage] != c.Image {
+		t.Errorf("job exit code %d, image label %s, image %s", c.State.ExitCode, c.Config.Labels[labelImage], c.Image)
 	}
 }
