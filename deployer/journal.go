@@ -41,7 +41,7 @@ type swap struct {
 	OldID      string `json:"old_id,omitempty"` // "" for a new replica
 	OldImage   string `json:"old_image,omitempty"`
 	OldRunning bool   `json:"old_running,omitempty"` // a one-shot service's exited container is not started again
-	NewID      string `json:"new_id,omitempty"` // "" until the create returned
+	NewID      string `json:"new_id,omitempty"`      // "" until the create returned
 	StartFirst bool   `json:"start_first,omitempty"`
 }
 
