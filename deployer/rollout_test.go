@@ -175,6 +175,7 @@ func TestRolloutRollsBackABrokenImage(t *testing.T) {
 		{"exits at once", "", []string{`ENTRYPOINT ["sh", "-c", "exit 3"]`}, "exit code 3"},
 		{"never healthy", "", []string{`HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD false`}, "unhealthy"},
 		{"crash loop", "    restart: always\n", []string{`ENTRYPOINT ["sh", "-c", "sleep 0.3; exit 4"]`}, "crash loop"},
+		{"start-first, never healthy", "    deploy: {update_config: {order: start-first}}\n", []string{`HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD false`}, "unhealthy"},
 		{"healthy too late", "    labels: {berth.health-timeout: 3s}\n", []string{`HEALTHCHECK --interval=30s --start-period=60s CMD true`}, "within 3s"},
 	}
 	for _, tt := range tests {
