@@ -371,7 +371,6 @@ func TestParityWithComposeCLI(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, version := range []string{"v5.6.0", "v2.40.3"} {
 		t.Run(version, func(t *testing.T) {
-			t.Parallel()
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("parity")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1", `VOLUME ["/scratch"]`)
@@ -435,7 +434,6 @@ func TestParityBerthFirst(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, version := range []string{"v5.6.0", "v2.40.3"} {
 		t.Run(version, func(t *testing.T) {
-			t.Parallel()
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("parityrev")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1", `VOLUME ["/scratch"]`)
@@ -545,7 +543,6 @@ func TestParityFields(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, version := range []string{"v5.6.0", "v2.40.3"} {
 		t.Run(version, func(t *testing.T) {
-			t.Parallel()
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("fields")
 			// compose v2.40.3 sends an expose range as one literal port key ("3000-3001/tcp"),
