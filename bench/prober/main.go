@@ -1,0 +1,149 @@
+// Command prober runs inside a container on the benchmarked compose project's network and
+// requests the service once a millisecond, so the harness can see downtime the way another
+// service in the project would: every gap between answers and every failed request.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// window is one measurement: it starts on POST /start and ends on POST /stop (or at its bound).
+type window struct {
+	mu        sync.Mutex
+	requests  int
+	failures  int
+	lastOK    time.Time
+	longest   time.Duration
+	firstSeen map[string]int64 // body -> unix nanoseconds of the first answer carrying it
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// result is what POST /stop (and GET /status) answers.
+type result struct {
+	Requests     int              `json:"requests"`
+	Failures     int              `json:"failures"`
+	LongestGapNS int64            `json:"longest_gap_ns"`
+	FirstSeen    map[string]int64 `json:"first_seen"`
+}
+
+func main() {
+	target := os.Getenv("TARGET")
+	if target == "" {
+		target = "http://web/"
+	}
+	listen := os.Getenv("LISTEN")
+	if listen == "" {
+		listen = ":8081"
+	}
+	var mu sync.Mutex
+	var cur *window
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /start", func(w http.ResponseWriter, r *http.Request) {
+		bound, err := time.ParseDuration(r.URL.Query().Get("max"))
+		if err != nil || bound <= 0 || bound > 10*time.Minute {
+			bound = 2 * time.Minute
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if cur != nil {
+			close(cur.stop)
+			<-cur.done
+		}
+		cur = &window{firstSeen: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{}), lastOK: time.Now()}
+		go cur.probe(target, bound)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		c := cur
+		mu.Unlock()
+		if c == nil {
+			http.Error(w, "no window", http.StatusConflict)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(c.result())
+	})
+	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		c := cur
+		cur = nil
+		mu.Unlock()
+		if c == nil {
+			http.Error(w, "no window", http.StatusConflict)
+			return
+		}
+		close(c.stop)
+		<-c.done
+		_ = json.NewEncoder(w).Encode(c.result())
+	})
+	fmt.Fprintln(os.Stderr, "prober listening on", listen, "target", target)
+	if err := http.ListenAndServe(listen, mux); err != nil {
+		fmt.Fprintln(os.Stderr, "prober:", err)
+		os.Exit(1)
+	}
+}
+
+// probe requests target every millisecond until stopped or bound passes. A fresh connection
+// and a fresh name lookup per request, so a replaced container is seen at once.
+func (w *window) probe(target string, bound time.Duration) {
+	defer close(w.done)
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	end := time.Now().Add(bound)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(end) {
+		select {
+		case <-w.stop:
+			return
+		case <-tick.C:
+		}
+		body, err := get(c, target)
+		now := time.Now()
+		w.mu.Lock()
+		w.requests++
+		if err != nil {
+			w.failures++
+		} else {
+			w.longest = max(w.longest, now.Sub(w.lastOK))
+			w.lastOK = now
+			if _, ok := w.firstSeen[body]; !ok {
+				w.firstSeen[body] = now.UnixNano()
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *window) result() result {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := make(map[string]int64, len(w.firstSeen))
+	for k, v := range w.firstSeen {
+		seen[k] = v
+	}
+	return result{Requests: w.requests, Failures: w.failures, LongestGapNS: w.longest.Nanoseconds(), FirstSeen: seen}
+}
+
+func get(c *http.Client, url string) (string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %s", resp.Status)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
