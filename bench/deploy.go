@@ -41,6 +41,7 @@ type sample struct {
 	failures int
 	requests int
 	trigger  time.Duration // the CLI's own run time, or the webhook's answer time
+	errors   map[string]int
 }
 
 func randHex(n int) string {
@@ -134,6 +135,7 @@ type probeResult struct {
 	Failures     int              `json:"failures"`
 	LongestGapNS int64            `json:"longest_gap_ns"`
 	FirstSeen    map[string]int64 `json:"first_seen"`
+	Errors       map[string]int   `json:"errors"`
 }
 
 func (p *project) probe(verb, path string) (probeResult, error) {
@@ -236,6 +238,6 @@ func (p *project) deployOnce(ctx context.Context, h *harness, m method, round in
 	}
 	s.latency = time.Unix(0, seen).Sub(t0)
 	s.gap = time.Duration(r.LongestGapNS)
-	s.failures, s.requests = r.Failures, r.Requests
+	s.failures, s.requests, s.errors = r.Failures, r.Requests, r.Errors
 	return s, nil
 }

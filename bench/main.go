@@ -165,8 +165,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer h.berth.stop()
 	time.Sleep(2 * time.Second) // let start-up garbage settle before the idle reading
-	rep.idleRSS = h.berth.status("VmRSS")
-	h.logf("idle RSS: %d KiB", rep.idleRSS)
+	rep.idleRSS, rep.idleAnon = h.berth.status("VmRSS"), h.berth.status("RssAnon")
+	h.logf("idle RSS: %d KiB (%d KiB anonymous)", rep.idleRSS, rep.idleAnon)
 
 	methods := []method{{name: "berth stop-first", berth: true}}
 	rep.startFirst = h.startFirstSupported()
@@ -187,8 +187,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 					if err != nil {
 						return fmt.Errorf("%s, %s image, round %d: %w", m.name, size, round+1, err)
 					}
-					h.logf("%-6s round %d %-18s new version after %7.1f ms, longest gap %7.1f ms, %4d/%5d failed, trigger %7.1f ms",
-						size, round+1, m.name, ms(s.latency), ms(s.gap), s.failures, s.requests, ms(s.trigger))
+					h.logf("%-6s round %d %-18s new version after %7.1f ms, longest gap %7.1f ms, %4d/%5d failed %v, trigger %7.1f ms",
+						size, round+1, m.name, ms(s.latency), ms(s.gap), s.failures, s.requests, s.errors, ms(s.trigger))
 					rep.add(size, m.name, s)
 				}
 			}

@@ -25,7 +25,8 @@ type report struct {
 	samples                   map[string]map[string][]sample // size -> method -> samples
 	sizes                     []string
 	ready                     []time.Duration
-	idleRSS, deployHWM        int
+	idleRSS, idleAnon         int
+	deployHWM                 int
 	loadHWM                   int
 	accepted                  acceptedLoad
 	rejected                  rejectedLoad
@@ -169,7 +170,8 @@ func (r *report) markdown() string {
 	w("|---|---|---|")
 	rs := statOf(ready)
 	w("| start-to-ready (exec → first /healthz 200), %d starts | %.1f (%.1f–%.1f) ms | < 100 ms |", len(ready), rs.med, rs.lo, rs.hi)
-	w("| idle RSS (VmRSS, 2 s after ready) | %.1f MiB | ≤ 12 MiB |", float64(r.idleRSS)/1024)
+	w("| idle RSS (VmRSS, 2 s after ready) | %.1f MiB, of which %.1f MiB anonymous (heap, stacks) and the rest mapped binary | ≤ 12 MiB |",
+		float64(r.idleRSS)/1024, float64(r.idleAnon)/1024)
 	if r.deployHWM > 0 {
 		w("| peak RSS over the deploys (VmHWM) | %.1f MiB | |", float64(r.deployHWM)/1024)
 	}

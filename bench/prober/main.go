@@ -5,12 +5,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +25,7 @@ type window struct {
 	lastOK    time.Time
 	longest   time.Duration
 	firstSeen map[string]int64 // body -> unix nanoseconds of the first answer carrying it
+	errors    map[string]int   // failures by kind
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -32,6 +36,7 @@ type result struct {
 	Failures     int              `json:"failures"`
 	LongestGapNS int64            `json:"longest_gap_ns"`
 	FirstSeen    map[string]int64 `json:"first_seen"`
+	Errors       map[string]int   `json:"errors"`
 }
 
 func main() {
@@ -57,7 +62,7 @@ func main() {
 			close(cur.stop)
 			<-cur.done
 		}
-		cur = &window{firstSeen: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{}), lastOK: time.Now()}
+		cur = &window{firstSeen: map[string]int64{}, errors: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{}), lastOK: time.Now()}
 		go cur.probe(target, bound)
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -92,10 +97,12 @@ func main() {
 }
 
 // probe requests target every millisecond until stopped or bound passes. A fresh connection
-// and a fresh name lookup per request, so a replaced container is seen at once.
+// and a fresh name lookup per request, so a replaced container is seen at once; a 50 ms
+// timeout (the service answers in about 1 ms), so a request sent to a container that
+// vanished mid-way does not hide the moment the new one answers.
 func (w *window) probe(target string, bound time.Duration) {
 	defer close(w.done)
-	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	c := &http.Client{Timeout: 50 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
 	end := time.Now().Add(bound)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -111,6 +118,7 @@ func (w *window) probe(target string, bound time.Duration) {
 		w.requests++
 		if err != nil {
 			w.failures++
+			w.errors[kind(err)]++
 		} else {
 			w.longest = max(w.longest, now.Sub(w.lastOK))
 			w.lastOK = now
@@ -129,7 +137,28 @@ func (w *window) result() result {
 	for k, v := range w.firstSeen {
 		seen[k] = v
 	}
-	return result{Requests: w.requests, Failures: w.failures, LongestGapNS: w.longest.Nanoseconds(), FirstSeen: seen}
+	errs := make(map[string]int, len(w.errors))
+	for k, v := range w.errors {
+		errs[k] = v
+	}
+	return result{Requests: w.requests, Failures: w.failures, LongestGapNS: w.longest.Nanoseconds(), FirstSeen: seen, Errors: errs}
+}
+
+// kind names a failure coarsely, to tell name lookups, refusals and timeouts apart.
+func kind(err error) string {
+	var dns *net.DNSError
+	var nerr net.Error
+	switch {
+	case errors.As(err, &dns):
+		return "dns"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.As(err, &nerr) && nerr.Timeout():
+		return "timeout"
+	case strings.HasPrefix(err.Error(), "status"):
+		return "status"
+	}
+	return "other"
 }
 
 func get(c *http.Client, url string) (string, error) {
