@@ -55,6 +55,10 @@ func randHex(n int) string {
 func newProject(ctx context.Context, h *harness, size string, layers, layerMB int) (*project, error) {
 	name := "bench" + size + randHex(4)
 	p := &project{name: name, dir: filepath.Join(h.work, name), tag: "bench-" + size + "-" + randHex(4), layers: layers, layerMB: layerMB}
+	// The engine gives the new container the IP the old one had; a client whose neighbour
+	// cache still maps it to the old MAC sends into the void for about 5 s (the kernel's
+	// delay_first_probe_time plus unicast probes), whichever tool recreated the container.
+	// The prober's cache is made short-lived so it measures the service, not its own cache.
 	p.composeFile = func(startFirst bool) string {
 		update := ""
 		if startFirst {
@@ -70,6 +74,10 @@ services:
     pull_policy: never
     environment: {TARGET: "http://web/"}
     ports: ["127.0.0.1::8081"]
+    sysctls: # forget a neighbour's MAC fast: see the comment above
+      net.ipv4.neigh.eth0.delay_first_probe_time: "0"
+      net.ipv4.neigh.eth0.ucast_solicit: "0"
+      net.ipv4.neigh.eth0.base_reachable_time_ms: "100"
 `, name, p.tag, update, h.proberImage)
 	}
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {

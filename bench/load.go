@@ -16,6 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moby/moby/client"
+
+	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/handler"
 )
 
@@ -165,4 +168,66 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	i := int(float64(len(sorted))*p/100+0.5) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// inProcessAccepted drives berth's real handler and deployer (projects as berth would load
+// them) with senders goroutines posting perSender valid webhooks each, without a network. The
+// deployer's own context is cancelled, so the queued deploys end at once: this is the cost of
+// answering 202, nothing else. It returns the sorted latencies.
+func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, senders, perSender int, profilePath string) ([]time.Duration, error) {
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	var specs []deployer.ProjectSpec
+	for _, d := range dirs {
+		specs = append(specs, deployer.ProjectSpec{Dir: d, Environ: os.Environ()})
+	}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d := deployer.New(gone, eng, deployer.Options{Projects: specs, Owners: []string{"acme"}, Logger: discard})
+	srv := handler.NewServer(handler.Config{DockerHub: handler.ParseSecrets(benchSecret)}, d, discard)
+	if profilePath != "" {
+		f, err := os.Create(profilePath)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	body := strings.Replace(payload, `"tag": "1.4.2"`, `"tag": "`+tag+`"`, 1)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var seq atomic.Int64
+	base := time.Now().Unix()
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for range senders {
+		wg.Go(func() {
+			for range perSender {
+				b := strings.Replace(body, `"pushed_at": 1795183407`, fmt.Sprintf(`"pushed_at": %d`, base+seq.Add(1)), 1)
+				req := httptest.NewRequest(http.MethodPost, "/webhook?secret="+benchSecret, strings.NewReader(b))
+				req.RemoteAddr = "127.0.0.1:40000"
+				req.Header.Set("Content-Type", "application/json")
+				w := httptest.NewRecorder()
+				t := time.Now()
+				srv.ServeHTTP(w, req)
+				dur := time.Since(t)
+				if w.Code != http.StatusAccepted {
+					bad.Add(1)
+					continue
+				}
+				mu.Lock()
+				lat = append(lat, dur)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	_ = d.Wait(context.Background())
+	if n := bad.Load(); n > 0 {
+		return nil, fmt.Errorf("in-process: %d webhooks were not answered 202", n)
+	}
+	slices.Sort(lat)
+	return lat, nil
 }

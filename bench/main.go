@@ -36,23 +36,24 @@ func main() {
 
 // options are the harness's flags.
 type options struct {
-	rounds       int
-	sizes        string
-	largeLayers  int
-	largeLayerMB int
-	composeDir   string
-	versions     string
-	startFirst   string
-	out          string
-	senders      int
-	perSender    int
-	workers      int
-	rejectFor    time.Duration
-	readyRuns    int
-	cpuProfile   string
-	skipDeploys  bool
-	skipImage    bool
-	keep         bool
+	rounds          int
+	sizes           string
+	largeLayers     int
+	largeLayerMB    int
+	composeDir      string
+	versions        string
+	startFirst      string
+	out             string
+	senders         int
+	perSender       int
+	workers         int
+	rejectFor       time.Duration
+	readyRuns       int
+	cpuProfile      string
+	acceptedProfile string
+	skipDeploys     bool
+	skipImage       bool
+	keep            bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -73,6 +74,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.rejectFor, "reject-for", 5*time.Second, "how long to send rejected webhooks")
 	fs.IntVar(&o.readyRuns, "ready-runs", 5, "berth starts timed for start-to-ready")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the in-process rejected-webhook run to this file")
+	fs.StringVar(&o.acceptedProfile, "accepted-cpuprofile", "", "write a CPU profile of the in-process 202 run to this file")
 	fs.BoolVar(&o.skipDeploys, "skip-deploys", false, "skip the deploy and downtime measurements")
 	fs.BoolVar(&o.skipImage, "skip-image", false, "skip building berth's image for its size")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (berth logs, compose projects' files)")
@@ -140,7 +142,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	h.logf("start-to-ready: %v", rep.ready)
 
 	var projects []*project
-	for _, size := range strings.Split(opts.sizes, ",") {
+	sizes := strings.Split(opts.sizes, ",")
+	if opts.skipDeploys {
+		sizes = nil
+	}
+	for _, size := range sizes {
 		layers, mb := 0, 0
 		switch strings.TrimSpace(size) {
 		case "small":
@@ -158,6 +164,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var dirs []string
 	for _, p := range projects {
 		dirs = append(dirs, p.dir)
+	}
+	loadTag := ""
+	if len(projects) > 0 {
+		loadTag = projects[0].tag
+	} else {
+		// Without deploys the webhook load targets a project that was never started, on a tag
+		// the registry does not have: berth answers 202 and each deploy fails at its pull,
+		// leaving nothing on the engine.
+		dir, tag := h.phantomProject()
+		dirs, loadTag = append(dirs, dir), tag
 	}
 	h.berth, err = startBerth(ctx, h.berthBin, h.work, dirs)
 	if err != nil {
@@ -202,10 +218,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	// Webhook handling, through loopback against the subprocess.
-	rep.accepted = loadAccepted(ctx, h.berth.url, h.hubPayload, projects[0].tag, opts.senders, opts.perSender)
+	rep.accepted = loadAccepted(ctx, h.berth.url, h.hubPayload, loadTag, opts.senders, opts.perSender)
 	h.logf("202 latency under %d senders: p50 %.2f ms, p99 %.2f ms, statuses %v", opts.senders,
 		ms(percentile(rep.accepted.latencies, 50)), ms(percentile(rep.accepted.latencies, 99)), rep.accepted.statuses)
 	waitQueueIdle(h.berth)
+	rep.acceptedInProcess, err = inProcessAccepted(h.eng, dirs, h.hubPayload, loadTag, opts.senders, opts.perSender, opts.acceptedProfile)
+	if err != nil {
+		return err
+	}
+	h.logf("202 latency in-process (handler and deployer, no network): p50 %.2f ms, p99 %.2f ms",
+		ms(percentile(rep.acceptedInProcess, 50)), ms(percentile(rep.acceptedInProcess, 99)))
 	rep.rejected = loadRejected(ctx, h.berth.url, h.hubPayload, opts.workers, opts.rejectFor)
 	h.logf("rejected webhooks: %.0f req/s, statuses %v", rep.rejected.perSecond(), rep.rejected.statuses)
 	rep.loadHWM = h.berth.status("VmHWM")
@@ -320,6 +342,17 @@ func (h *harness) emptyProject() string {
 	_ = os.MkdirAll(dir, 0o755)
 	_ = os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("name: benchidle\nservices:\n  noop:\n    image: busybox:1\n"), 0o644)
 	return dir
+}
+
+// phantomProject is a compose project that is never started, whose web service runs a tag
+// nobody pushed.
+func (h *harness) phantomProject() (dir, tag string) {
+	name := "benchphantom" + randHex(4)
+	tag = "bench-missing-" + randHex(4)
+	dir = filepath.Join(h.work, name)
+	_ = os.MkdirAll(dir, 0o755)
+	_ = os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("name: "+name+"\nservices:\n  web:\n    image: acme/web:"+tag+"\n    init: true\n"), 0o644)
+	return dir, tag
 }
 
 // startFirstSupported reads -start-first; auto looks for the start-first order in the deployer.

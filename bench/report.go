@@ -29,6 +29,7 @@ type report struct {
 	deployHWM                 int
 	loadHWM                   int
 	accepted                  acceptedLoad
+	acceptedInProcess         []time.Duration
 	rejected                  rejectedLoad
 	inProcess                 float64
 	imageSize                 int64
@@ -156,6 +157,8 @@ func (r *report) markdown() string {
 	w("|---|---|---|")
 	w("| 202 latency, %d concurrent senders × %d valid webhooks | p50 %.2f ms, p99 %.2f ms, max %.2f ms (statuses %v, %d errors, %.1f s) | p99 < 5 ms |",
 		r.opts.senders, r.opts.perSender, ms(percentile(lat, 50)), ms(percentile(lat, 99)), ms(percentile(lat, 100)), r.accepted.statuses, r.accepted.errors, r.accepted.took.Seconds())
+	w("| 202 latency, same load in-process (handler and deployer, no network, deploys cancelled) | p50 %.2f ms, p99 %.2f ms | |",
+		ms(percentile(r.acceptedInProcess, 50)), ms(percentile(r.acceptedInProcess, 99)))
 	w("| rejected webhooks (bad secret), %d keep-alive senders for %s | %.0f req/s (statuses %v, %d errors) | ≥ 20k req/s on 2 cores |",
 		r.opts.workers, r.opts.rejectFor, r.rejected.perSecond(), r.rejected.statuses, r.rejected.errors)
 	w("| rejected webhooks, handler in-process (no network, no log output), all cores | %.0f req/s | |", r.inProcess)

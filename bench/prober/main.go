@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,7 +103,8 @@ func main() {
 // vanished mid-way does not hide the moment the new one answers.
 func (w *window) probe(target string, bound time.Duration) {
 	defer close(w.done)
-	c := &http.Client{Timeout: 50 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	dialer := &net.Dialer{Resolver: &net.Resolver{PreferGo: true, Dial: dialDNS}}
+	c := &http.Client{Timeout: 50 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true, DialContext: dialer.DialContext}}
 	end := time.Now().Add(bound)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -142,6 +144,30 @@ func (w *window) result() result {
 		errs[k] = v
 	}
 	return result{Requests: w.requests, Failures: w.failures, LongestGapNS: w.longest.Nanoseconds(), FirstSeen: seen, Errors: errs}
+}
+
+// dialDNS connects to the engine's DNS server with every exchange cut to 20 ms. While no
+// container answers to the service's name the engine forwards the query upstream, where the
+// sandbox has nothing, and the query hangs for the resolver's 5 s; Go shares one lookup
+// between all callers of a name, so one hung query would stall every probe behind it and
+// hide the moment the new container is up.
+func dialDNS(ctx context.Context, network, address string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return shortDeadline{c}, nil
+}
+
+// shortDeadline caps every deadline the resolver sets at 20 ms from now.
+type shortDeadline struct{ net.Conn }
+
+func (c shortDeadline) SetDeadline(t time.Time) error {
+	if limit := time.Now().Add(20 * time.Millisecond); t.IsZero() || t.After(limit) {
+		t = limit
+	}
+	return c.Conn.SetDeadline(t)
 }
 
 // kind names a failure coarsely, to tell name lookups, refusals and timeouts apart.
