@@ -106,6 +106,7 @@ type Deployer struct {
 	force         bool
 	images        sync.Mutex // guards the replaced-image lists
 	replaced      map[string][]string
+	loads         *projectLoads // Deploy's project loads, shared by calls that arrive together
 }
 
 type job struct {
@@ -143,6 +144,7 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
 		replaced: map[string][]string{}}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
+	d.loads = newProjectLoads(loadProject)
 	return d
 }
 
@@ -175,7 +177,7 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 		return Ticket{}, err
 	}
 	for _, spec := range specs {
-		p, err := loadProject(ctx, spec)
+		p, err := d.loads.get(ctx, spec)
 		if err != nil && d.discover {
 			d.log.Warn("discovered project does not load; skipped", "project", spec.Name, "err", err)
 			continue
