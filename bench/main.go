@@ -238,7 +238,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	h.logf("rejected webhooks in-process (handler only): %.0f req/s", rep.inProcess)
 
 	if !opts.skipImage {
-		if size, err := h.imageSize(ctx); err != nil {
+		buildCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+		size, err := h.imageSize(buildCtx)
+		cancel()
+		if err != nil {
 			rep.imageErr = err.Error()
 		} else {
 			rep.imageSize = size
