@@ -87,8 +87,15 @@ func (r *report) markdown() string {
 	w("## Results of %s", r.date.Format("2006-01-02 15:04 UTC"))
 	w("")
 	w("Machine: %s. Load average (1, 5, 15 min) %s at the start, %s at the end; the machine was shared with other test runs.", r.machine, r.uptimeBefore, r.uptimeAfter)
-	w("Command: `go run ./bench -rounds %d -sizes %s -large-layers %d -large-layer-mb %d -senders %d -per-sender %d -workers %d -reject-for %s`.",
-		r.opts.rounds, r.opts.sizes, r.opts.largeLayers, r.opts.largeLayerMB, r.opts.senders, r.opts.perSender, r.opts.workers, r.opts.rejectFor)
+	skips := ""
+	if r.opts.skipDeploys {
+		skips += " -skip-deploys"
+	}
+	if r.opts.skipImage {
+		skips += " -skip-image"
+	}
+	w("Command: `go run ./bench -rounds %d -sizes %s -large-layers %d -large-layer-mb %d -senders %d -per-sender %d -workers %d -reject-for %s%s`.",
+		r.opts.rounds, r.opts.sizes, r.opts.largeLayers, r.opts.largeLayerMB, r.opts.senders, r.opts.perSender, r.opts.workers, r.opts.rejectFor, skips)
 	w("Figures are medians with the range (min–max) in brackets, in milliseconds unless said otherwise.")
 	w("")
 	if len(r.sizes) > 0 {
