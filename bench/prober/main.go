@@ -157,17 +157,26 @@ func dialDNS(ctx context.Context, network, address string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return shortDeadline{c}, nil
+	if u, ok := c.(*net.UDPConn); ok {
+		return shortUDP{u}, nil // still a PacketConn, which the resolver needs to frame UDP
+	}
+	return shortStream{c}, nil
 }
 
-// shortDeadline caps every deadline the resolver sets at 20 ms from now.
-type shortDeadline struct{ net.Conn }
+// shortUDP and shortStream cap every deadline the resolver sets at 20 ms from now.
+type shortUDP struct{ *net.UDPConn }
 
-func (c shortDeadline) SetDeadline(t time.Time) error {
+func (c shortUDP) SetDeadline(t time.Time) error { return c.UDPConn.SetDeadline(capped(t)) }
+
+type shortStream struct{ net.Conn }
+
+func (c shortStream) SetDeadline(t time.Time) error { return c.Conn.SetDeadline(capped(t)) }
+
+func capped(t time.Time) time.Time {
 	if limit := time.Now().Add(20 * time.Millisecond); t.IsZero() || t.After(limit) {
-		t = limit
+		return limit
 	}
-	return c.Conn.SetDeadline(t)
+	return t
 }
 
 // kind names a failure coarsely, to tell name lookups, refusals and timeouts apart.
