@@ -7,12 +7,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 )
 
 // DefaultComposeVersion is the compose release berth imitates for a service none of whose
@@ -58,6 +61,11 @@ type Options struct {
 	RegistryAuth RegistryAuth
 	// SwarmTimeout bounds the wait for a swarm service update, and again for its rollback; default 5m.
 	SwarmTimeout time.Duration
+	// Keychain gives the registry credentials image inspection uses; the Docker config.json
+	// keychain (DOCKER_CONFIG) when nil.
+	Keychain authn.Keychain
+	// Gate is the pre-deploy gate of every service that does not set its own (berth.gate.* labels).
+	Gate GateConfig
 }
 
 // Deployer matches pushes to compose services and redeploys them through the Engine API.
@@ -79,6 +87,8 @@ type Deployer struct {
 	backend      string
 	registryAuth RegistryAuth
 	swarmTimeout time.Duration
+	keychain     authn.Keychain
+	gate         GateConfig
 }
 
 type job struct {
@@ -107,7 +117,7 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 		o.OnRecord = func(Record) {}
 	}
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
-		discover: o.Discover, filter: o.Filter, environ: o.Environ,
+		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.Keychain, gate: o.Gate,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout)}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	return d
@@ -263,11 +273,16 @@ func (d *Deployer) runJob(ctx context.Context, j job) {
 	if j.swarmService != "" {
 		rec.Backend = BackendSwarm
 		rec.Outcome, err = d.updateService(ctx, log, j, &rec)
-	} else if err = d.redeploy(ctx, log, j); err != nil {
+	} else if err = d.redeploy(ctx, log, j, &rec); err != nil {
 		rec.Outcome = OutcomeFailed
 	}
 	rec.Duration = time.Since(rec.Started)
-	if err != nil {
+	var veto *GateVeto
+	if errors.As(err, &veto) {
+		rec.Outcome, rec.Error = OutcomeRejected, err.Error()
+		log.Warn("deploy rejected by gate; nothing was stopped", "gate", veto.Result.Target, "reason", veto.Result.Reason,
+			"output", strings.Join(veto.Result.Output, "\n"), "took", rec.Duration)
+	} else if err != nil {
 		rec.Error = err.Error()
 		log.Error("deploy failed", "outcome", rec.Outcome, "err", err, "took", rec.Duration)
 	} else {

@@ -19,7 +19,7 @@ import (
 
 // redeploy pulls the service's image and recreates its containers on it. Nothing is stopped
 // until the pull has succeeded and the replacement container exists.
-func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job) error {
+func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, rec *Record) error {
 	p, err := loadProject(ctx, j.project)
 	if err != nil {
 		return err
@@ -32,6 +32,14 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job) error 
 		return err
 	}
 	if err := d.resolveServiceReferences(ctx, p, &s); err != nil {
+		return err
+	}
+	gate, err := gateFor(d.gate, s.Labels)
+	if err != nil {
+		return err
+	}
+	hooks, err := hooksFor(s.Labels)
+	if err != nil {
 		return err
 	}
 	if !j.dependent {
@@ -47,6 +55,18 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job) error 
 	imageVolumes := map[string]struct{}{}
 	if img.Config != nil {
 		imageVolumes = img.Config.Volumes
+		rec.ImageLabels = ociLabels(img.Config.Labels)
+	}
+	if gate.Enabled() && !j.dependent {
+		log.Info("gate", "kind", cmp.Or(gate.Image, gate.URL), "timeout", gate.Timeout)
+		res, err := d.runGate(ctx, gate, gateRequest{Project: p.Name, Service: s.Name, Image: s.Image, ImageID: img.ID,
+			Repository: j.req.Repository, Tag: j.req.Tag, Digest: j.req.Digest, Source: j.req.Source, Pusher: j.req.Pusher,
+			Labels: imageLabels(img)})
+		rec.Gate = &res
+		if err != nil {
+			return err
+		}
+		log.Info("gate passed", "took", res.Took)
 	}
 	existing, err := d.serviceContainers(ctx, p.Name, s.Name)
 	if err != nil {
@@ -88,12 +108,16 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job) error 
 		}
 		if !had {
 			log.Info("create", "container", name)
-			if _, err := d.createAndStart(ctx, name, name, spec); err != nil {
+			id, err := d.createAndStart(ctx, name, name, spec)
+			if err != nil {
+				return err
+			}
+			if err := d.postStart(ctx, log, hooks, id, name); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := d.replace(ctx, log, old, name, spec); err != nil {
+		if err := d.replace(ctx, log, old, name, spec, hooks); err != nil {
 			return err
 		}
 	}
@@ -103,12 +127,19 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job) error 
 // replace swaps old for a container made from spec the way compose does: create under a
 // temporary name while old still runs, stop and remove old, then rename and start the new one.
 // A failed create leaves old untouched.
-func (d *Deployer) replace(ctx context.Context, log *slog.Logger, old container.Summary, name string, spec createSpec) error {
+func (d *Deployer) replace(ctx context.Context, log *slog.Logger, old container.Summary, name string, spec createSpec, hooks Hooks) error {
 	tmp := old.ID[:12] + "_" + name
 	log.Info("create", "container", tmp)
 	id, err := d.create(ctx, tmp, spec)
 	if err != nil {
 		return err
+	}
+	if hooks.PreStop != "" && old.State == container.StateRunning {
+		log.Info("hook", "hook", "pre-stop", "container", name)
+		if err := d.runHook(ctx, "pre-stop", old.ID, hooks.PreStop, hooks.Timeout); err != nil {
+			d.discard(ctx, id)
+			return fmt.Errorf("%s: %w; nothing was stopped", name, err)
+		}
 	}
 	log.Info("stop", "container", name)
 	if _, err := d.eng.ContainerStop(ctx, old.ID, client.ContainerStopOptions{}); err != nil {
@@ -126,7 +157,27 @@ func (d *Deployer) replace(ctx context.Context, log *slog.Logger, old container.
 	if _, err := d.eng.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
+	return d.postStart(ctx, log, hooks, id, name)
+}
+
+// postStart runs the service's post-start hook in its new container, if it declares one.
+func (d *Deployer) postStart(ctx context.Context, log *slog.Logger, hooks Hooks, id, name string) error {
+	if hooks.PostStart == "" {
+		return nil
+	}
+	log.Info("hook", "hook", "post-start", "container", name)
+	if err := d.runHook(ctx, "post-start", id, hooks.PostStart, hooks.Timeout); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	return nil
+}
+
+// imageLabels is an image's config labels, empty when it has none.
+func imageLabels(img client.ImageInspectResult) map[string]string {
+	if img.Config == nil || img.Config.Labels == nil {
+		return map[string]string{}
+	}
+	return img.Config.Labels
 }
 
 // create makes the container and attaches its secondary networks; on failure nothing is left.
