@@ -1,0 +1,106 @@
+package deployer
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/deployer/deployertest"
+)
+
+// hookProject is a service whose hooks append "<hook> <container hostname> <version>" to a log
+// on a named volume the test reads back.
+func hookProject(t *testing.T, tag, preStop, postStart string) *parityProject {
+	t.Helper()
+	eng := deployertest.Engine(t)
+	cli := deployertest.ComposeCLI(t, "v5.6.0")
+	return newParityProject(t, eng, cli, map[string]string{"compose.yaml": `name: @PROJECT@
+services:
+  web:
+    image: acme/web:` + tag + `
+    init: true
+    volumes: [marks:/marks]
+    labels:
+      berth.hook.pre-stop: '` + preStop + `'
+      berth.hook.post-start: '` + postStart + `'
+      berth.hook.timeout: 20s
+volumes:
+  marks: {}
+`})
+}
+
+// mark is a hook command writing one line to the shared log.
+func mark(hook string) string {
+	return `echo "` + hook + ` $$(hostname) $$(cat /www/index.html)" >> /marks/log`
+}
+
+func TestHooksRunInTheRightContainersInOrder(t *testing.T) {
+	eng := deployertest.Engine(t)
+	tag := deployertest.UniqueTag("hooks")
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "v1")
+	p := hookProject(t, tag, mark("pre-stop"), `["sh", "-c", "`+strings.ReplaceAll(mark("post-start"), `"`, `\"`)+`"]`)
+	p.compose("up", "-d", "--quiet-pull") // compose itself runs no hook
+	old := p.containers()[p.name+"-web-1"]
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "v2")
+
+	recs := deployWith(t, p, eng, Options{}, "acme/web", tag)
+	if len(recs) != 1 || recs[0].Outcome != OutcomeDeployed {
+		t.Fatalf("records %+v, want one deployed", recs)
+	}
+	cur := p.containers()[p.name+"-web-1"]
+	got := strings.TrimSpace(p.compose("exec", "-T", "web", "cat", "/marks/log"))
+	want := "pre-stop " + old.ID[:12] + " v1\npost-start " + cur.ID[:12] + " v2"
+	if got != want {
+		t.Errorf("hook log:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestFailingHooks(t *testing.T) {
+	eng := deployertest.Engine(t)
+	for _, tc := range []struct {
+		name, preStop, postStart string
+		keepsOld                 bool
+		wantErr                  string
+	}{
+		{name: "post-start fails the deploy", preStop: "true", postStart: `echo "migration 42 failed" >&2; exit 4`,
+			wantErr: "hook post-start exited with code 4; last output: | migration 42 failed"},
+		{name: "pre-stop failure stops nothing", preStop: `echo "still draining"; exit 75`, postStart: "true", keepsOld: true,
+			wantErr: "hook pre-stop exited with code 75; last output: | still draining"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tag := deployertest.UniqueTag("hookfail")
+			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "v1")
+			p := hookProject(t, tag, tc.preStop, tc.postStart)
+			p.compose("up", "-d", "--quiet-pull")
+			old := p.containers()[p.name+"-web-1"]
+			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "v2")
+
+			recs := deployWith(t, p, eng, Options{}, "acme/web", tag)
+			if len(recs) != 1 || recs[0].Outcome == OutcomeDeployed || !strings.Contains(recs[0].Error, tc.wantErr) {
+				t.Fatalf("records %+v, want a failed deploy saying %q", recs, tc.wantErr)
+			}
+			after := p.containers()
+			if len(after) != 1 {
+				t.Errorf("containers after the failed deploy: %d, want 1 (no temporary container left)", len(after))
+			}
+			if cur := after[p.name+"-web-1"]; tc.keepsOld && (cur.ID != old.ID || !cur.State.Running) {
+				t.Errorf("a failed pre-stop hook replaced or stopped the old container")
+			}
+		})
+	}
+}
+
+func TestHookLabels(t *testing.T) {
+	for labels, bad := range map[string]map[string]string{
+		"berth.hook.timeout":    {LabelHookPostStart: "true", LabelHookTimeout: "-1s"},
+		"berth.hook.pre-stop":   {LabelHookPreStop: "[1, 2]"},
+		"berth.hook.post-start": {LabelHookPostStart: "[]"},
+	} {
+		if _, err := hooksFor(bad); KindOf(err) != KindInvalid || !strings.Contains(err.Error(), labels) {
+			t.Errorf("%v: %v, want invalid naming %s", bad, err, labels)
+		}
+	}
+	if h, err := hooksFor(map[string]string{"other": "x"}); err != nil || h.Any() {
+		t.Errorf("a service without hook labels has hooks %+v (%v)", h, err)
+	}
+}
