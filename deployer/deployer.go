@@ -61,8 +61,8 @@ type Options struct {
 	RegistryAuth RegistryAuth
 	// SwarmTimeout bounds the wait for a swarm service update, and again for its rollback; default 5m.
 	SwarmTimeout time.Duration
-	// Keychain gives the registry credentials image inspection uses; the Docker config.json
-	// keychain (DOCKER_CONFIG) when nil.
+	// Keychain gives the registry credentials image inspection uses; when nil, RegistryAuth's
+	// and then the Docker config.json keychain's (DOCKER_CONFIG).
 	Keychain authn.Keychain
 	// Gate is the pre-deploy gate of every service that does not set its own (berth.gate.* labels).
 	Gate GateConfig
@@ -119,6 +119,13 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
 		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.Keychain, gate: o.Gate,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout)}
+	if d.keychain == nil {
+		d.keychain = authn.DefaultKeychain
+		if o.RegistryAuth != nil {
+			// REGISTRY_AUTH_CONFIG first: the credentials berth was given on purpose.
+			d.keychain = authn.NewMultiKeychain(o.RegistryAuth.keychain(), authn.DefaultKeychain)
+		}
+	}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	return d
 }

@@ -3,6 +3,8 @@ package deployer
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 )
 
@@ -245,4 +248,27 @@ func registryError(r name.Reference, err error) error {
 		return &Error{Kind: KindUnavailable, Err: err, Msg: fmt.Sprintf("registry %s is unreachable: %v", host, err)}
 	}
 	return &Error{Kind: KindUnavailable, Err: err, Msg: fmt.Sprintf("inspect %s at registry %s: %v", r.Name(), host, err)}
+}
+
+// keychain lets image inspection use the credentials of REGISTRY_AUTH_CONFIG, the same ones
+// berth forwards with its pulls and swarm updates.
+func (a RegistryAuth) keychain() authn.Keychain { return authKeychain{a} }
+
+type authKeychain struct{ auth RegistryAuth }
+
+func (k authKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	encoded := k.auth(registryHost(r.RegistryStr()))
+	if encoded == "" {
+		return authn.Anonymous, nil
+	}
+	raw, err := base64.URLEncoding.DecodeString(encoded)
+	if err != nil {
+		return nil, fmt.Errorf("credentials of %s: %w", r.RegistryStr(), err)
+	}
+	var c registry.AuthConfig
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("credentials of %s: %w", r.RegistryStr(), err)
+	}
+	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password,
+		IdentityToken: c.IdentityToken, RegistryToken: c.RegistryToken}), nil
 }

@@ -194,6 +194,21 @@ func TestInspectRemoteWithCredentials(t *testing.T) {
 	}
 	requireSameAsEngine(t, eng, src, info)
 
+	// REGISTRY_AUTH_CONFIG's credentials serve inspection too, with no DOCKER_CONFIG ones.
+	dockerConfig(t, map[string][2]string{})
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`{"auths": {%q: {"username": %q, "password": %q}}}`, addr, user, pass)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := LoadRegistryAuth(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(context.Background(), eng, Options{RegistryAuth: auth})
+	if rep, err := d.InspectImage(context.Background(), dst); err != nil || rep.Image.ConfigDigest != info.ConfigDigest {
+		t.Errorf("with REGISTRY_AUTH_CONFIG: %+v, %v", rep.Image, err)
+	}
+
 	for what, auths := range map[string]map[string][2]string{
 		"no credentials":    {},
 		"wrong credentials": {addr: {user, "wrong-password"}},
