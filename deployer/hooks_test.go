@@ -1,8 +1,12 @@
 package deployer
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
@@ -102,5 +106,41 @@ func TestHookLabels(t *testing.T) {
 	}
 	if h, err := hooksFor(map[string]string{"other": "x"}); err != nil || h.Any() {
 		t.Errorf("a service without hook labels has hooks %+v (%v)", h, err)
+	}
+}
+
+// TestPolicies is what `berth check` shows: each service's gate and hooks, bad labels reported.
+func TestPolicies(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(`name: shop
+services:
+  web:
+    image: acme/web:1
+    labels: {berth.hook.pre-stop: "nginx -s quit", berth.gate.url: "http://127.0.0.1:9/policy"}
+  worker:
+    image: acme/worker:1
+  broken:
+    image: acme/broken:1
+    labels: {berth.hook.timeout: "soon"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := New(context.Background(), nil, Options{Projects: []ProjectSpec{{Dir: dir}}, Gate: GateConfig{Image: "scanner:1", Timeout: time.Minute}})
+	got, err := d.Policies(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]ServicePolicy{}
+	for _, p := range got {
+		by[p.Service] = p
+	}
+	if w := by["web"]; w.Gate.URL == "" || w.Gate.Source != "label" || w.Hooks.PreStop != "nginx -s quit" || w.Problem != "" {
+		t.Errorf("web: %+v", w)
+	}
+	if w := by["worker"]; w.Gate.Image != "scanner:1" || w.Gate.Source != "env" || w.Hooks.Any() {
+		t.Errorf("worker: %+v", w)
+	}
+	if b := by["broken"]; !strings.Contains(b.Problem, "berth.hook.timeout") {
+		t.Errorf("broken: %+v", b)
 	}
 }
