@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/moby/moby/client"
 
@@ -225,4 +229,38 @@ func TestInspectRemoteWithCredentials(t *testing.T) {
 			t.Errorf("%s: %v (kind %v), want forbidden naming the 401 and the login to run", what, err, KindOf(err))
 		}
 	}
+}
+
+// TestInspectRemoteIndex: for a multi-platform index, the platforms it offers are listed and
+// the engine's platform is the one summarized.
+func TestInspectRemoteIndex(t *testing.T) {
+	eng := deployertest.Engine(t)
+	src := pushInspectImage(t, eng)
+	srcRef, err := name.ParseReference(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(srcRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}}},
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}}})
+	dst, err := name.ParseReference(deployertest.Registry() + "/acme/inspect:" + deployertest.UniqueTag("index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(dst, idx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := InspectRemote(context.Background(), dst.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"linux/" + runtime.GOARCH, "linux/s390x"}
+	if !strings.Contains(info.MediaType, "index") || !slices.Equal(info.Platforms, want) || info.Digest == info.ManifestDigest {
+		t.Errorf("index: media type %s, platforms %v (want %v), digest %s, manifest %s", info.MediaType, info.Platforms, want, info.Digest, info.ManifestDigest)
+	}
+	requireSameAsEngine(t, eng, src, info)
 }
