@@ -2,6 +2,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,7 +58,12 @@ type config struct {
 	Backend         string        `envconfig:"BACKEND" default:"auto"`     // auto, compose or swarm
 	SwarmTimeout    time.Duration `envconfig:"SWARM_TIMEOUT" default:"5m"` // bound on a swarm update, and on its rollback
 	RegistryConfig  string        `envconfig:"REGISTRY_AUTH_CONFIG"`       // a docker config.json whose credentials go to the swarm
-	APIToken        string        `envconfig:"API_TOKEN"`                  // the read API's bearer token (image inspection); off when unset
+	StateDir        string        `envconfig:"STATE_DIR"`                  // deploy journals and replaced-image lists; the compose file mounts a volume
+	HealthTimeout   time.Duration `envconfig:"HEALTH_TIMEOUT" default:"60s"`
+	HealthSettle    time.Duration `envconfig:"HEALTH_SETTLE" default:"5s"`
+	KeepImages      int           `envconfig:"KEEP_IMAGES" default:"2"`
+	RetryFor        time.Duration `envconfig:"RETRY_FOR" default:"10m"`
+	APIToken        string        `envconfig:"API_TOKEN"` // the read API's bearer token (image inspection); off when unset
 
 	// The default pre-deploy gate; a service's berth.gate.* labels override it.
 	GateImage   string        `envconfig:"GATE_IMAGE"`
@@ -65,6 +71,9 @@ type config struct {
 	GateURL     string        `envconfig:"GATE_URL"`
 	GateTimeout time.Duration `envconfig:"GATE_TIMEOUT" default:"5m"`
 	GateNetwork string        `envconfig:"GATE_NETWORK" default:"none"`
+
+	// CrashAfter is a test hook: berth kills itself with SIGKILL after this deploy step.
+	CrashAfter string `envconfig:"BERTH_TEST_CRASH_AFTER"`
 
 	// Webhook credentials, one variable per sender kind (see credentialVars); not envconfig's.
 	Webhooks handler.Config `ignored:"true"`
@@ -95,7 +104,7 @@ func credentialVars() []credentialVar {
 // compose files are interpolated with, so ${SECRET} in a compose file cannot leak berth's.
 func ownVars() []string {
 	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "PROJECTS", "SKIP_PROJECTS", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
-		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG",
+		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG", "STATE_DIR", "HEALTH_TIMEOUT", "HEALTH_SETTLE", "KEEP_IMAGES", "RETRY_FOR", "BERTH_TEST_CRASH_AFTER",
 		"API_TOKEN", "GATE_IMAGE", "GATE_COMMAND", "GATE_URL", "GATE_TIMEOUT", "GATE_NETWORK"}
 	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
@@ -144,6 +153,12 @@ func (c config) validate() error {
 		return fmt.Errorf("BACKEND=%q is not auto, compose or swarm", c.Backend)
 	case c.SwarmTimeout < 0:
 		return fmt.Errorf("SWARM_TIMEOUT=%s must be positive, e.g. 5m", c.SwarmTimeout)
+	case c.HealthTimeout < 0 || c.HealthSettle < 0:
+		return fmt.Errorf("HEALTH_TIMEOUT=%s and HEALTH_SETTLE=%s must be positive durations such as 60s (0 takes the default)", c.HealthTimeout, c.HealthSettle)
+	case c.KeepImages < 0:
+		return fmt.Errorf("KEEP_IMAGES=%d must be 0 or more", c.KeepImages)
+	case c.RetryFor < 0:
+		return fmt.Errorf("RETRY_FOR=%s must not be negative", c.RetryFor)
 	case !c.discover() && len(c.projectDirs()) == 0:
 		return errors.New("PROJECT_DIR is empty; set it to the compose project directory (several: comma-separated), or unset it to discover the projects")
 	case c.discover() && c.ProjectName != "":
@@ -390,7 +405,21 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		SwarmTimeout:   cfg.SwarmTimeout,
 		RegistryAuth:   registryAuth,
 		Gate:           cfg.gate(),
+		StateDir:       cfg.StateDir,
+		HealthTimeout:  cfg.HealthTimeout,
+		HealthSettle:   cfg.HealthSettle,
+		KeepImages:     cmp.Or(cfg.KeepImages, -1), // 0 means keep none, not the default
+		RetryFor:       cfg.RetryFor,
+		CrashAfter:     cfg.CrashAfter,
+		Crash:          func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) },
 	})
+	if cfg.StateDir == "" {
+		log.Warn("STATE_DIR is not set: a deploy interrupted by a crash is not repaired at the next start")
+	}
+	if err := d.Reconcile(ctx); err != nil {
+		// The engine may not be up yet; each service's next deploy repairs it too.
+		log.Error("repair unfinished deploys", "err", err)
+	}
 	if cfg.discover() {
 		logDiscovered(ctx, d, log)
 	}

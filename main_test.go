@@ -211,9 +211,11 @@ volumes:
 	if after.Container.ID == before.Container.ID {
 		t.Fatal("web was not recreated")
 	}
-	if _, err := eng.ContainerInspect(ctx, before.Container.ID, client.ContainerInspectOptions{}); err == nil {
-		t.Error("the old web container still exists")
-	}
+	// The old container stays, stopped, until the new one has passed the health gate.
+	deployertest.Eventually(t, "the old web container to be removed", 30*time.Second, func() bool {
+		_, err := eng.ContainerInspect(ctx, before.Container.ID, client.ContainerInspectOptions{})
+		return err != nil
+	})
 	for _, k := range []string{"com.docker.compose.project", "com.docker.compose.service", "com.docker.compose.container-number",
 		"com.docker.compose.oneoff", "com.docker.compose.config-hash", "com.docker.compose.project.working_dir",
 		"com.docker.compose.project.config_files", "com.docker.compose.version", "com.docker.compose.depends_on"} {

@@ -13,9 +13,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/moby/moby/client"
 )
 
 // DefaultComposeVersion is the compose release berth imitates for a service none of whose
@@ -66,6 +68,19 @@ type Options struct {
 	Keychain authn.Keychain
 	// Gate is the pre-deploy gate of every service that does not set its own (berth.gate.* labels).
 	Gate GateConfig
+
+	StateDir      string        // where deploy journals and the replaced-image lists live; "" = memory only
+	HealthTimeout time.Duration // default health gate timeout (label berth.health-timeout overrides); default 60s
+	HealthSettle  time.Duration // how long a container without healthcheck must keep running; default 5s
+	KeepImages    int           // replaced images kept per service for rollback; default 2, negative = 0
+	RetryFor      time.Duration // how long a deploy the engine could not take is retried; default 10m
+	// CrashAfter and Crash are a test hook: after the journal step named CrashAfter, Crash is
+	// called (it kills the process), to prove Reconcile repairs every step.
+	CrashAfter string
+	Crash      func()
+	// ForceRecreate recreates a service even when it already runs the pulled image with the
+	// current config (compose's up --force-recreate), for parity checks; pushes never set it.
+	ForceRecreate bool
 }
 
 // Deployer matches pushes to compose services and redeploys them through the Engine API.
@@ -84,11 +99,21 @@ type Deployer struct {
 	filter    ProjectFilter
 	environ   []string
 
-	backend      string
-	registryAuth RegistryAuth
-	swarmTimeout time.Duration
-	keychain     authn.Keychain
-	gate         GateConfig
+	backend       string
+	registryAuth  RegistryAuth
+	swarmTimeout  time.Duration
+	stateDir      string
+	healthTimeout time.Duration
+	healthSettle  time.Duration
+	keepImages    int
+	retryFor      time.Duration
+	crashAfter    string
+	crash         func()
+	force         bool
+	images        sync.Mutex // guards the replaced-image lists
+	replaced      map[string][]string
+	keychain      authn.Keychain
+	gate          GateConfig // the default pre-deploy gate
 }
 
 type job struct {
@@ -116,9 +141,15 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 	if o.OnRecord == nil {
 		o.OnRecord = func(Record) {}
 	}
+	if o.KeepImages == 0 {
+		o.KeepImages = DefaultKeepImages
+	}
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
 		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.Keychain, gate: o.Gate,
-		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout)}
+		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout),
+		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
+		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
+		replaced: map[string][]string{}}
 	if d.keychain == nil {
 		d.keychain = authn.DefaultKeychain
 		if o.RegistryAuth != nil {
@@ -269,33 +300,114 @@ func (d *Deployer) Wait(ctx context.Context) error { return d.queue.wait(ctx) }
 // QueueDepth is the number of services with a deploy running or waiting.
 func (d *Deployer) QueueDepth() int { return d.queue.depth() }
 
+// runJob runs one service deploy and reports its Record. A deploy the engine could not take
+// (unreachable daemon) before it touched anything is retried with backoff, for RetryFor at most
+// and only while no newer push for the service is waiting.
 func (d *Deployer) runJob(ctx context.Context, j job) {
 	log := d.log.With("deploy", j.id, "service", j.service, "image", j.image.Familiar())
 	rec := Record{
 		ID: j.id, Project: j.projectName, Service: j.service, Source: j.req.Source, Repository: j.req.Repository,
 		Tag: j.req.Tag, Digest: j.req.Digest, Pusher: j.req.Pusher, PushedAt: j.req.PushedAt,
-		Started: time.Now(), Outcome: OutcomeDeployed, Steps: []Step{},
+		Started: time.Now(), Steps: []Step{},
 	}
-	var err error
 	if j.swarmService != "" {
 		rec.Backend = BackendSwarm
+		var err error
 		rec.Outcome, err = d.updateService(ctx, log, j, &rec)
-	} else if err = d.redeploy(ctx, log, j, &rec); err != nil {
-		rec.Outcome = OutcomeFailed
+		rec.Duration = time.Since(rec.Started)
+		if err != nil {
+			rec.Error = err.Error()
+			log.Error("deploy failed", "outcome", rec.Outcome, "err", err, "took", rec.Duration)
+		} else {
+			log.Info("deploy done", "took", rec.Duration)
+		}
+		d.onRecord(rec)
+		return
 	}
+	prog := d.newProgress(log)
+	backoff := time.Second
+	for {
+		outcome, err := d.redeploy(ctx, log, j, prog, &rec)
+		rec.Outcome = outcome
+		if err == nil || outcome != OutcomeFailed || !engineDown(err) || time.Since(rec.Started)+backoff > d.retryFor ||
+			d.queue.waiting(j.projectName+"/"+j.service) {
+			if err != nil {
+				rec.Error = err.Error()
+			}
+			break
+		}
+		log.Warn("engine unreachable; retrying the deploy", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			rec.Error = err.Error()
+		case <-time.After(backoff):
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		break
+	}
+	rec.Steps = prog.steps
 	rec.Duration = time.Since(rec.Started)
-	var veto *GateVeto
-	if errors.As(err, &veto) {
-		rec.Outcome, rec.Error = OutcomeRejected, err.Error()
-		log.Warn("deploy rejected by gate; nothing was stopped", "gate", veto.Result.Target, "reason", veto.Result.Reason,
-			"output", strings.Join(veto.Result.Output, "\n"), "took", rec.Duration)
-	} else if err != nil {
-		rec.Error = err.Error()
-		log.Error("deploy failed", "outcome", rec.Outcome, "err", err, "took", rec.Duration)
-	} else {
+	switch rec.Outcome {
+	case OutcomeFailed:
+		log.Error("deploy failed", "err", rec.Error, "took", rec.Duration)
+	case OutcomeRolledBack:
+		log.Error("deploy failed and was rolled back; the previous version runs", "err", rec.Error, "took", rec.Duration)
+	case OutcomeUpToDate:
+		log.Info("deploy up to date", "took", rec.Duration)
+	case OutcomeRejected:
+		attrs := []any{"err", rec.Error, "took", rec.Duration}
+		if rec.Gate != nil {
+			attrs = append(attrs, "gate", rec.Gate.Target, "reason", rec.Gate.Reason, "output", strings.Join(rec.Gate.Output, "\n"))
+		}
+		log.Warn("deploy rejected by gate; nothing was stopped", attrs...)
+	default:
 		log.Info("deploy done", "took", rec.Duration)
 	}
 	d.onRecord(rec)
+}
+
+// engineDown says whether err means the engine did not answer at all, worth retrying later.
+func engineDown(err error) bool {
+	return client.IsErrConnectionFailed(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
+		(KindOf(err) == KindUnavailable && !errors.Is(err, context.Canceled))
+}
+
+// progress records a deploy's steps, in order, in its Record and, once the deploy touches
+// containers, in its journal before each one runs.
+type progress struct {
+	d       *Deployer
+	log     *slog.Logger
+	jn      *journal
+	steps   []Step
+	touched bool // a container was started or stopped: a failure now is rolled back
+}
+
+func (d *Deployer) newProgress(log *slog.Logger) *progress { return &progress{d: d, log: log} }
+
+// do journals step name, runs fn, and records how it went.
+func (p *progress) do(name, ctr string, fn func() error) error {
+	if p.jn != nil && name != "rollback" {
+		if err := p.jn.write(name); err != nil {
+			return err
+		}
+	}
+	p.log.Info(name, "container", ctr)
+	at := time.Now()
+	err := fn()
+	st := Step{Name: name, Container: ctr, At: at, Took: time.Since(at)}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	p.steps = append(p.steps, st)
+	if name == "start" || name == "stop" {
+		p.touched = true
+	}
+	if p.d.crashAfter == name && p.d.crash != nil {
+		p.log.Warn("test hook: crashing after step", "step", name)
+		p.d.crash()
+	}
+	return err
 }
 
 func firstSegment(ns string) string {

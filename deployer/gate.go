@@ -67,8 +67,8 @@ func (g GateConfig) Validate() error {
 	return nil
 }
 
-// gateFor is the gate of a service: its berth.gate.* labels over the default (env) gate.
-func gateFor(def GateConfig, labels types.Labels) (GateConfig, error) {
+// deployGateFor is the pre-deploy gate of a service: its berth.gate.* labels over the default (env) gate.
+func deployGateFor(def GateConfig, labels types.Labels) (GateConfig, error) {
 	if v := labels[LabelGate]; v == "off" || v == "false" {
 		return GateConfig{}, nil
 	} else if v != "" {

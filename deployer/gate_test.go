@@ -190,7 +190,7 @@ func TestGateConfigFromLabels(t *testing.T) {
 		{labels: map[string]string{LabelGateImage: "x:1", LabelGateCommand: "[oops"}, bad: "JSON array"},
 		{labels: map[string]string{LabelGate: "maybe"}, bad: "only \"off\""},
 	} {
-		got, err := gateFor(def, tc.labels)
+		got, err := deployGateFor(def, tc.labels)
 		if tc.bad != "" {
 			if KindOf(err) != KindInvalid || !strings.Contains(err.Error(), tc.bad) {
 				t.Errorf("%v: %v, want invalid naming %q", tc.labels, err, tc.bad)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,12 @@ import (
 // hookProject is a service whose hooks append "<hook> <container hostname> <version>" to a log
 // on a named volume the test reads back.
 func hookProject(t *testing.T, tag, preStop, postStart string) *parityProject {
+	t.Helper()
+	return hookProjectOrder(t, tag, preStop, postStart, "stop-first")
+}
+
+// hookProjectOrder is hookProject with deploy.update_config.order set to order.
+func hookProjectOrder(t *testing.T, tag, preStop, postStart, order string) *parityProject {
 	t.Helper()
 	eng := deployertest.Engine(t)
 	cli := deployertest.ComposeCLI(t, "v5.6.0")
@@ -27,6 +34,9 @@ services:
       berth.hook.pre-stop: '` + preStop + `'
       berth.hook.post-start: '` + postStart + `'
       berth.hook.timeout: 20s
+    deploy:
+      update_config:
+        order: ` + order + `
 volumes:
   marks: {}
 `})
@@ -39,22 +49,37 @@ func mark(hook string) string {
 
 func TestHooksRunInTheRightContainersInOrder(t *testing.T) {
 	eng := deployertest.Engine(t)
-	tag := deployertest.UniqueTag("hooks")
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "v1")
-	p := hookProject(t, tag, mark("pre-stop"), `["sh", "-c", "`+strings.ReplaceAll(mark("post-start"), `"`, `\"`)+`"]`)
-	p.compose("up", "-d", "--quiet-pull") // compose itself runs no hook
-	old := p.containers()[p.name+"-web-1"]
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "v2")
+	for _, order := range []string{"stop-first", "start-first"} {
+		t.Run(order, func(t *testing.T) {
+			tag := deployertest.UniqueTag("hooks")
+			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "v1")
+			p := hookProjectOrder(t, tag, mark("pre-stop"), `["sh", "-c", "`+strings.ReplaceAll(mark("post-start"), `"`, `\"`)+`"]`, order)
+			p.compose("up", "-d", "--quiet-pull") // compose itself runs no hook
+			old := p.containers()[p.name+"-web-1"]
+			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "v2")
 
-	recs := deployWith(t, p, eng, Options{}, "acme/web", tag)
-	if len(recs) != 1 || recs[0].Outcome != OutcomeDeployed {
-		t.Fatalf("records %+v, want one deployed", recs)
-	}
-	cur := p.containers()[p.name+"-web-1"]
-	got := strings.TrimSpace(p.compose("exec", "-T", "web", "cat", "/marks/log"))
-	want := "pre-stop " + old.ID[:12] + " v1\npost-start " + cur.ID[:12] + " v2"
-	if got != want {
-		t.Errorf("hook log:\n%s\nwant:\n%s", got, want)
+			recs := deployWith(t, p, eng, Options{}, "acme/web", tag)
+			if len(recs) != 1 || recs[0].Outcome != OutcomeDeployed {
+				t.Fatalf("records %+v, want one deployed", recs)
+			}
+			cur := p.containers()[p.name+"-web-1"]
+			got := strings.TrimSpace(p.compose("exec", "-T", "web", "cat", "/marks/log"))
+			pre, post := "pre-stop "+old.ID[:12]+" v1", "post-start "+cur.ID[:12]+" v2"
+			// Stop-first stops the old container before the new one starts; start-first starts
+			// and health-gates the new one first, and only then prepares the old one to stop.
+			want := pre + "\n" + post
+			steps := []string{"pull", "create", "pre-stop", "stop", "set-aside", "rename", "start", "post-start", "health", "remove"}
+			if order == "start-first" {
+				want = post + "\n" + pre
+				steps = []string{"pull", "create", "start", "post-start", "health", "pre-stop", "stop", "remove", "rename"}
+			}
+			if got != want {
+				t.Errorf("hook log:\n%s\nwant:\n%s", got, want)
+			}
+			if got := stepNames(recs[0]); !slices.Equal(got, steps) {
+				t.Errorf("steps %v, want %v", got, steps)
+			}
+		})
 	}
 }
 
@@ -62,13 +87,16 @@ func TestFailingHooks(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, tc := range []struct {
 		name, preStop, postStart string
-		keepsOld                 bool
-		wantErr                  string
+		wantOutcome, wantErr     string
+		wantSteps                []string
 	}{
-		{name: "post-start fails the deploy", preStop: "true", postStart: `echo "migration 42 failed" >&2; exit 4`,
-			wantErr: "hook post-start exited with code 4; last output: | migration 42 failed"},
-		{name: "pre-stop failure stops nothing", preStop: `echo "still draining"; exit 75`, postStart: "true", keepsOld: true,
-			wantErr: "hook pre-stop exited with code 75; last output: | still draining"},
+		// The old container had been stopped and set aside: the rollback starts that very one again.
+		{name: "post-start failure rolls back", preStop: "true", postStart: `echo "migration 42 failed" >&2; exit 4`,
+			wantOutcome: OutcomeRolledBack, wantErr: "hook post-start exited with code 4; last output: | migration 42 failed",
+			wantSteps: []string{"pull", "create", "pre-stop", "stop", "set-aside", "rename", "start", "post-start", "rollback"}},
+		{name: "pre-stop failure stops nothing", preStop: `echo "still draining"; exit 75`, postStart: "true",
+			wantOutcome: OutcomeFailed, wantErr: "hook pre-stop exited with code 75; last output: | still draining",
+			wantSteps: []string{"pull", "create", "pre-stop", "rollback"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -80,15 +108,23 @@ func TestFailingHooks(t *testing.T) {
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "v2")
 
 			recs := deployWith(t, p, eng, Options{}, "acme/web", tag)
-			if len(recs) != 1 || recs[0].Outcome == OutcomeDeployed || !strings.Contains(recs[0].Error, tc.wantErr) {
-				t.Fatalf("records %+v, want a failed deploy saying %q", recs, tc.wantErr)
+			if len(recs) != 1 || recs[0].Outcome != tc.wantOutcome || !strings.Contains(recs[0].Error, tc.wantErr) {
+				t.Fatalf("records %+v, want outcome %s saying %q", recs, tc.wantOutcome, tc.wantErr)
+			}
+			if got := stepNames(recs[0]); !slices.Equal(got, tc.wantSteps) {
+				t.Errorf("steps %v, want %v", got, tc.wantSteps)
 			}
 			after := p.containers()
 			if len(after) != 1 {
 				t.Errorf("containers after the failed deploy: %d, want 1 (no temporary container left)", len(after))
 			}
-			if cur := after[p.name+"-web-1"]; tc.keepsOld && (cur.ID != old.ID || !cur.State.Running) {
-				t.Errorf("a failed pre-stop hook replaced or stopped the old container")
+			if cur := after[p.name+"-web-1"]; cur.ID != old.ID || !cur.State.Running {
+				t.Errorf("after a failing hook %s runs %s (running %v), want the old container %s back and running",
+					p.name+"-web-1", short(cur.ID), cur.State.Running, short(old.ID))
+			}
+			// Serving: the old container answers with the old version.
+			if got := strings.TrimSpace(p.compose("exec", "-T", "web", "wget", "-qO-", "http://127.0.0.1/")); got != "v1" {
+				t.Errorf("the service answers %q after the failed deploy, want v1 from the old container", got)
 			}
 		})
 	}

@@ -82,7 +82,7 @@ func (p *parityProject) deploy(spec ProjectSpec, repo, tag string) []Record {
 	defer cancel()
 	var mu sync.Mutex
 	var recs []Record
-	d := New(ctx, p.eng, Options{Projects: []ProjectSpec{spec}, Owners: []string{"acme"}, OnRecord: func(r Record) {
+	d := New(ctx, p.eng, Options{Projects: []ProjectSpec{spec}, Owners: []string{"acme"}, ForceRecreate: true, OnRecord: func(r Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		recs = append(recs, r)
@@ -371,7 +371,6 @@ func TestParityWithComposeCLI(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, version := range []string{"v5.6.0", "v2.40.3"} {
 		t.Run(version, func(t *testing.T) {
-			t.Parallel()
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("parity")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1", `VOLUME ["/scratch"]`)
@@ -435,7 +434,6 @@ func TestParityBerthFirst(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, version := range []string{"v5.6.0", "v2.40.3"} {
 		t.Run(version, func(t *testing.T) {
-			t.Parallel()
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("parityrev")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1", `VOLUME ["/scratch"]`)
@@ -445,7 +443,7 @@ func TestParityBerthFirst(t *testing.T) {
 				"web.env":      "FROM_FILE=yes\n",
 				"static/x":     "x",
 			})
-			d := New(context.Background(), eng, Options{Projects: []ProjectSpec{p.spec()}, Owners: []string{"acme"},
+			d := New(context.Background(), eng, Options{Projects: []ProjectSpec{p.spec()}, Owners: []string{"acme"}, ForceRecreate: true,
 				ComposeVersion: strings.TrimPrefix(version, "v")})
 			var mu sync.Mutex
 			var recs []Record
@@ -545,7 +543,6 @@ func TestParityFields(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, version := range []string{"v5.6.0", "v2.40.3"} {
 		t.Run(version, func(t *testing.T) {
-			t.Parallel()
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("fields")
 			// compose v2.40.3 sends an expose range as one literal port key ("3000-3001/tcp"),
@@ -645,7 +642,7 @@ services:
 	ctx := context.Background()
 	var mu sync.Mutex
 	var recs []Record
-	d := New(ctx, eng, Options{Projects: []ProjectSpec{layered.spec(), plain.spec()}, Owners: []string{"acme"}, OnRecord: func(r Record) {
+	d := New(ctx, eng, Options{Projects: []ProjectSpec{layered.spec(), plain.spec()}, Owners: []string{"acme"}, ForceRecreate: true, OnRecord: func(r Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		recs = append(recs, r)

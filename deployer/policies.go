@@ -33,7 +33,7 @@ func (d *Deployer) Policies(ctx context.Context) ([]ServicePolicy, error) {
 			sp := ServicePolicy{Project: p.Name, Service: name}
 			labels := p.Services[name].Labels
 			var gerr, herr error
-			sp.Gate, gerr = gateFor(d.gate, labels)
+			sp.Gate, gerr = deployGateFor(d.gate, labels)
 			sp.Hooks, herr = hooksFor(labels)
 			if err := errors.Join(gerr, herr); err != nil {
 				sp.Problem = err.Error()

@@ -64,6 +64,14 @@ func (q *queue) drain(key string, j job) {
 	}
 }
 
+// waiting says whether a newer job for key waits behind the running one.
+func (q *queue) waiting(key string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s, ok := q.slots[key]
+	return ok && s.next != nil
+}
+
 // depth is the number of keys with a job running or waiting.
 func (q *queue) depth() int {
 	q.mu.Lock()

@@ -17,71 +17,93 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// redeploy pulls the service's image and recreates its containers on it. Nothing is stopped
-// until the pull has succeeded and the replacement container exists.
-func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, rec *Record) error {
+// redeploy pulls the service's image and rolls its containers onto it (rollout): nothing is
+// stopped until the pull has succeeded and the replacement exists, the new containers must pass
+// the health gate, and a failure puts the previous containers back. It returns the outcome.
+// The pre-deploy gate runs after the pull and before anything is changed; rec takes the
+// pulled image's labels and the gate's answer.
+func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *progress, rec *Record) (string, error) {
 	p, err := loadProject(ctx, j.project)
 	if err != nil {
-		return err
+		return OutcomeFailed, err
 	}
 	s, ok := p.Services[j.service]
 	if !ok {
-		return Errorf(KindNotFound, "service %s is no longer in project %s", j.service, p.Name)
+		return OutcomeFailed, Errorf(KindNotFound, "service %s is no longer in project %s", j.service, p.Name)
 	}
 	if err := checkSupported(p, s); err != nil {
-		return err
+		return OutcomeFailed, err
 	}
-	if err := d.resolveServiceReferences(ctx, p, &s); err != nil {
-		return err
-	}
-	gate, err := gateFor(d.gate, s.Labels)
+	g, err := d.gateFor(s)
 	if err != nil {
-		return err
+		return OutcomeFailed, err
+	}
+	pre, err := deployGateFor(d.gate, s.Labels)
+	if err != nil {
+		return OutcomeFailed, err
 	}
 	hooks, err := hooksFor(s.Labels)
 	if err != nil {
-		return err
+		return OutcomeFailed, err
+	}
+	// A deploy of this service that a crash or a daemon restart interrupted is repaired first.
+	if err := d.reconcileService(ctx, p.Name, s.Name); err != nil {
+		return OutcomeFailed, err
+	}
+	if err := d.resolveServiceReferences(ctx, p, &s); err != nil {
+		return OutcomeFailed, err
 	}
 	if !j.dependent {
-		log.Info("pull", "ref", s.Image)
-		if err := d.pullPinned(ctx, s.Image, j.req.Digest); err != nil {
-			return err
+		if err := prog.do("pull", s.Image, func() error { return d.pullPinned(ctx, s.Image, j.req.Digest) }); err != nil {
+			return OutcomeFailed, err
 		}
 	}
 	img, err := d.eng.ImageInspect(ctx, s.Image)
 	if err != nil {
-		return fmt.Errorf("inspect pulled image %s: %w", s.Image, err)
+		return OutcomeFailed, fmt.Errorf("inspect pulled image %s: %w", s.Image, err)
 	}
 	imageVolumes := map[string]struct{}{}
 	if img.Config != nil {
 		imageVolumes = img.Config.Volumes
 		rec.ImageLabels = ociLabels(img.Config.Labels)
 	}
-	if gate.Enabled() && !j.dependent {
-		log.Info("gate", "kind", cmp.Or(gate.Image, gate.URL), "timeout", gate.Timeout)
-		res, err := d.runGate(ctx, gate, gateRequest{Project: p.Name, Service: s.Name, Image: s.Image, ImageID: img.ID,
-			Repository: j.req.Repository, Tag: j.req.Tag, Digest: j.req.Digest, Source: j.req.Source, Pusher: j.req.Pusher,
-			Labels: imageLabels(img)})
-		rec.Gate = &res
-		if err != nil {
-			return err
-		}
-		log.Info("gate passed", "took", res.Took)
-	}
 	existing, err := d.serviceContainers(ctx, p.Name, s.Name)
 	if err != nil {
-		return err
+		return OutcomeFailed, err
 	}
 	version := composeVersion(d.version, existing)
 	hash, err := serviceHash(s, version)
 	if err != nil {
-		return err
+		return OutcomeFailed, err
+	}
+	if !d.force && upToDate(existing, serviceReplicas(s), img.ID, hash) {
+		log.Info("already up to date; nothing touched", "image_id", img.ID)
+		return OutcomeUpToDate, nil
+	}
+	// The gate decides before anything is created or stopped: a veto leaves the service as it was.
+	if pre.Enabled() && !j.dependent {
+		log.Info("gate", "kind", cmp.Or(pre.Image, pre.URL), "timeout", pre.Timeout)
+		res, err := d.runGate(ctx, pre, gateRequest{Project: p.Name, Service: s.Name, Image: s.Image, ImageID: img.ID,
+			Repository: j.req.Repository, Tag: j.req.Tag, Digest: j.req.Digest, Source: j.req.Source, Pusher: j.req.Pusher,
+			Labels: imageLabels(img)})
+		rec.Gate = &res
+		if veto := (*GateVeto)(nil); errors.As(err, &veto) {
+			return OutcomeRejected, err
+		} else if err != nil {
+			return OutcomeFailed, err
+		}
+		log.Info("gate passed", "took", res.Took)
 	}
 	if err := d.ensureNetworks(ctx, p, s, version); err != nil {
-		return err
+		return OutcomeFailed, err
 	}
 	if err := d.ensureVolumes(ctx, p, s, version); err != nil {
-		return err
+		return OutcomeFailed, err
+	}
+	startFirst := wantsStartFirst(s)
+	if why := StartFirstProblem(s); why != "" {
+		log.Warn("start-first is not possible; stopping the old container first", "why", why)
+		startFirst = false
 	}
 
 	byNumber := map[int]container.Summary{}
@@ -89,87 +111,204 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, rec *R
 		n, _ := strconv.Atoi(c.Labels[labelNumber])
 		byNumber[n] = c
 	}
+	jn := newJournal(d.stateDir, p.Name, s.Name)
+	var specs []createSpec
+	var olds []container.Summary
 	for n := 1; n <= serviceReplicas(s); n++ {
 		name := containerName(p.Name, s, n)
 		old, had := byNumber[n]
 		replaces := ""
 		var inherited []container.MountPoint
+		sw := swap{Name: name, Tmp: name, StartFirst: startFirst}
 		if had {
 			replaces = s.Name + "-" + strconv.Itoa(n)
 			if s.ContainerName != "" {
 				replaces = s.ContainerName
 			}
 			inherited = old.Mounts
+			sw.OldID, sw.OldImage, sw.OldRunning = old.ID, old.ImageID, old.State == container.StateRunning
+			sw.Tmp = old.ID[:12] + "_" + name
+			sw.Backup = backupPrefix + old.ID[:12] + "_" + name
 		}
 		labels := containerLabels(s, hash, img.ID, version, n, replaces)
 		spec, err := buildCreateSpec(p, s, n, labels, imageVolumes, inherited)
 		if err != nil {
-			return err
+			return OutcomeFailed, err
 		}
-		if !had {
-			log.Info("create", "container", name)
-			id, err := d.createAndStart(ctx, name, name, spec)
-			if err != nil {
+		jn.Swaps = append(jn.Swaps, sw)
+		specs = append(specs, spec)
+		olds = append(olds, old)
+	}
+	prog.jn = jn
+	defer func() { prog.jn = nil }()
+
+	err = d.rollout(ctx, prog, jn, specs, olds, g, hooks)
+	if err == nil {
+		if err := jn.finish(); err != nil {
+			log.Warn("deploy done but its journal stays", "err", err)
+		}
+		d.cleanupImages(ctx, log, p.Name+"/"+s.Name, jn, img.ID)
+		return OutcomeDeployed, d.followDependents(ctx, log, j, p)
+	}
+	if jn.Committed {
+		// The new containers passed the gate; only removing the old ones failed: finish that.
+		log.Warn("removing the replaced containers failed; finishing", "err", err)
+		if fwdErr := prog.do("remove", s.Name, func() error { return d.rollForward(context.WithoutCancel(ctx), jn) }); fwdErr != nil {
+			return OutcomeFailed, fmt.Errorf("%w; finishing failed too: %v (berth repairs it at its next deploy of %s or its next start)", err, fwdErr, s.Name)
+		}
+		if err := jn.finish(); err != nil {
+			log.Warn("deploy done but its journal stays", "err", err)
+		}
+		return OutcomeDeployed, nil
+	}
+	log.Error("rollout failed; rolling back", "err", err)
+	touched := prog.touched
+	if rbErr := prog.do("rollback", s.Name, func() error { return d.rollBackVerified(ctx, jn, g) }); rbErr != nil {
+		return OutcomeFailed, fmt.Errorf("%w; rolling back failed too: %v (berth repairs it at its next deploy of %s or its next start)", err, rbErr, s.Name)
+	}
+	if err := jn.finish(); err != nil {
+		log.Warn("rolled back but the journal stays", "err", err)
+	}
+	if !touched {
+		return OutcomeFailed, err
+	}
+	return OutcomeRolledBack, err
+}
+
+// rollout runs the journaled steps of one service deploy. Stop-first (compose's order): create
+// the new container under a temporary name, stop the old one and set it aside under a backup
+// name, give the new one the final name and start it, health-gate, then remove the old one.
+// Start-first: create and start the new one beside the old one, health-gate, take the old one
+// off its networks, stop and remove it, then give the new one the final name. Until the old
+// containers are being removed (Committed) a failure or crash is undone. Lifecycle hooks are
+// steps of their own, before the commit: pre-stop in the old container just before it is
+// stopped (start-first: once the new one passed the health gate), post-start in the new one
+// right after its start, before the health gate; a failing hook is undone like any step.
+func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, specs []createSpec, olds []container.Summary, g gate, hooks Hooks) error {
+	for i := range jn.Swaps {
+		sw := &jn.Swaps[i]
+		if sw.OldID == "" {
+			if err := prog.do("create", sw.Name, func() error {
+				id, err := d.create(ctx, sw.Name, specs[i])
+				sw.NewID = id
+				return err
+			}); err != nil {
 				return err
 			}
-			if err := d.postStart(ctx, log, hooks, id, name); err != nil {
+			if err := prog.do("start", sw.Name, func() error { return d.start(ctx, sw.NewID, sw.Name) }); err != nil {
+				return err
+			}
+			if err := d.postStart(ctx, prog, hooks, sw.NewID, sw.Name); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := d.replace(ctx, log, old, name, spec, hooks); err != nil {
+		if err := prog.do("create", sw.Tmp, func() error {
+			id, err := d.create(ctx, sw.Tmp, specs[i])
+			sw.NewID = id
+			return err
+		}); err != nil {
+			return err
+		}
+		if sw.StartFirst {
+			if err := prog.do("start", sw.Tmp, func() error { return d.start(ctx, sw.NewID, sw.Tmp) }); err != nil {
+				return err
+			}
+			if err := d.postStart(ctx, prog, hooks, sw.NewID, sw.Tmp); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := d.preStop(ctx, prog, hooks, *sw); err != nil {
+			return err
+		}
+		steps := []struct {
+			name, ctr string
+			fn        func() error
+		}{
+			{"stop", sw.Name, func() error { return d.stop(ctx, sw.OldID, sw.Name) }},
+			{"set-aside", sw.Backup, func() error { return d.rename(ctx, sw.OldID, sw.Name, sw.Backup) }},
+			{"rename", sw.Name, func() error { return d.rename(ctx, sw.NewID, sw.Tmp, sw.Name) }},
+			{"start", sw.Name, func() error { return d.start(ctx, sw.NewID, sw.Name) }},
+		}
+		for _, st := range steps {
+			if err := prog.do(st.name, st.ctr, st.fn); err != nil {
+				return err
+			}
+		}
+		if err := d.postStart(ctx, prog, hooks, sw.NewID, sw.Name); err != nil {
 			return err
 		}
 	}
-	return d.followDependents(ctx, log, j, p)
-}
-
-// replace swaps old for a container made from spec the way compose does: create under a
-// temporary name while old still runs, stop and remove old, then rename and start the new one.
-// A failed create leaves old untouched.
-func (d *Deployer) replace(ctx context.Context, log *slog.Logger, old container.Summary, name string, spec createSpec, hooks Hooks) error {
-	tmp := old.ID[:12] + "_" + name
-	log.Info("create", "container", tmp)
-	id, err := d.create(ctx, tmp, spec)
-	if err != nil {
-		return err
-	}
-	if hooks.PreStop != "" && old.State == container.StateRunning {
-		log.Info("hook", "hook", "pre-stop", "container", name)
-		if err := d.runHook(ctx, "pre-stop", old.ID, hooks.PreStop, hooks.Timeout); err != nil {
-			d.discard(ctx, id)
-			return fmt.Errorf("%s: %w; nothing was stopped", name, err)
+	for _, sw := range jn.Swaps {
+		display := cmp.Or(sw.Tmp, sw.Name)
+		if !sw.StartFirst {
+			display = sw.Name
+		}
+		// A one-shot service (its old container had exited) may exit 0; anything else must run.
+		oneShot := sw.OldID != "" && !sw.OldRunning
+		if err := prog.do("health", display, func() error { return d.waitHealthy(ctx, sw.NewID, display, g, oneShot) }); err != nil {
+			return err
 		}
 	}
-	log.Info("stop", "container", name)
-	if _, err := d.eng.ContainerStop(ctx, old.ID, client.ContainerStopOptions{}); err != nil {
-		d.discard(ctx, id)
-		return fmt.Errorf("stop %s: %w", name, err)
+	for _, sw := range jn.Swaps {
+		if sw.StartFirst {
+			if err := d.preStop(ctx, prog, hooks, sw); err != nil {
+				return err
+			}
+		}
 	}
-	log.Info("remove", "container", name)
-	if _, err := d.eng.ContainerRemove(ctx, old.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
-		return fmt.Errorf("remove %s: %w", name, err)
+	jn.Committed = true
+	for i, sw := range jn.Swaps {
+		if sw.OldID == "" {
+			continue
+		}
+		if sw.StartFirst {
+			if err := prog.do("stop", sw.Name, func() error {
+				d.leaveNetworks(ctx, olds[i])
+				return d.stop(ctx, sw.OldID, sw.Name)
+			}); err != nil {
+				return err
+			}
+		}
+		if err := prog.do("remove", cmp.Or(sw.Backup, sw.Name), func() error { return d.removeContainer(ctx, sw.OldID) }); err != nil {
+			return err
+		}
+		if sw.StartFirst {
+			if err := prog.do("rename", sw.Name, func() error { return d.rename(ctx, sw.NewID, sw.Tmp, sw.Name) }); err != nil {
+				return err
+			}
+		}
 	}
-	if _, err := d.eng.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: name}); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, name, err)
-	}
-	log.Info("start", "container", name)
-	if _, err := d.eng.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	return d.postStart(ctx, log, hooks, id, name)
+	return nil
 }
 
-// postStart runs the service's post-start hook in its new container, if it declares one.
-func (d *Deployer) postStart(ctx context.Context, log *slog.Logger, hooks Hooks, id, name string) error {
+// preStop runs the service's pre-stop hook, if it declares one, in the running old container
+// of sw as the journaled step "pre-stop"; a failure leaves that container serving.
+func (d *Deployer) preStop(ctx context.Context, prog *progress, hooks Hooks, sw swap) error {
+	if hooks.PreStop == "" || sw.OldID == "" || !sw.OldRunning {
+		return nil
+	}
+	return prog.do("pre-stop", sw.Name, func() error {
+		if err := d.runHook(ctx, "pre-stop", sw.OldID, hooks.PreStop, hooks.Timeout); err != nil {
+			return fmt.Errorf("%s: %w; the old container was not stopped", sw.Name, err)
+		}
+		return nil
+	})
+}
+
+// postStart runs the service's post-start hook, if it declares one, in the new container as
+// the journaled step "post-start", before the health gate; a failure rolls the deploy back.
+func (d *Deployer) postStart(ctx context.Context, prog *progress, hooks Hooks, id, name string) error {
 	if hooks.PostStart == "" {
 		return nil
 	}
-	log.Info("hook", "hook", "post-start", "container", name)
-	if err := d.runHook(ctx, "post-start", id, hooks.PostStart, hooks.Timeout); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
+	return prog.do("post-start", name, func() error {
+		if err := d.runHook(ctx, "post-start", id, hooks.PostStart, hooks.Timeout); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // imageLabels is an image's config labels, empty when it has none.
@@ -178,6 +317,61 @@ func imageLabels(img client.ImageInspectResult) map[string]string {
 		return map[string]string{}
 	}
 	return img.Config.Labels
+}
+
+// rollBackVerified undoes jn and health-gates the previous containers that run again.
+func (d *Deployer) rollBackVerified(ctx context.Context, jn *journal, g gate) error {
+	// A deploy cancelled by shutdown must still put the old containers back.
+	ctx = context.WithoutCancel(ctx)
+	if err := jn.write("rollback"); err != nil {
+		return err
+	}
+	if err := d.rollBack(ctx, jn); err != nil {
+		return err
+	}
+	for _, sw := range jn.Swaps {
+		if sw.OldID == "" || !sw.OldRunning {
+			continue
+		}
+		if err := d.waitHealthy(ctx, sw.OldID, sw.Name, g, false); err != nil {
+			return fmt.Errorf("previous container: %w", err)
+		}
+	}
+	return nil
+}
+
+// leaveNetworks takes a container off its networks before it is stopped, so the engine's DNS
+// stops naming it and clients reach only its replacement; failures only cost that grace.
+func (d *Deployer) leaveNetworks(ctx context.Context, c container.Summary) {
+	if c.NetworkSettings == nil {
+		return
+	}
+	for _, nw := range slices.Sorted(maps.Keys(c.NetworkSettings.Networks)) {
+		if _, err := d.eng.NetworkDisconnect(ctx, nw, client.NetworkDisconnectOptions{Container: c.ID}); err != nil {
+			d.log.Warn("take old container off its network before stopping it", "container", canonicalName(c), "network", nw, "err", err)
+		}
+	}
+}
+
+func (d *Deployer) stop(ctx context.Context, id, name string) error {
+	if _, err := d.eng.ContainerStop(ctx, id, client.ContainerStopOptions{}); err != nil {
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	return nil
+}
+
+func (d *Deployer) start(ctx context.Context, id, name string) error {
+	if _, err := d.eng.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	return nil
+}
+
+func (d *Deployer) rename(ctx context.Context, id, from, to string) error {
+	if _, err := d.eng.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: to}); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", from, to, err)
+	}
+	return nil
 }
 
 // create makes the container and attaches its secondary networks; on failure nothing is left.
@@ -195,17 +389,6 @@ func (d *Deployer) create(ctx context.Context, name string, spec createSpec) (st
 		}
 	}
 	return res.ID, nil
-}
-
-func (d *Deployer) createAndStart(ctx context.Context, name, display string, spec createSpec) (string, error) {
-	id, err := d.create(ctx, name, spec)
-	if err != nil {
-		return "", err
-	}
-	if _, err := d.eng.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return id, fmt.Errorf("start %s: %w", display, err)
-	}
-	return id, nil
 }
 
 // discard removes a container berth created and could not use; cleanup must not hide the

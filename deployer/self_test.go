@@ -73,7 +73,7 @@ func TestNeverRedeploysItself(t *testing.T) {
 		t.Fatalf("a push matching only berth's own services gave %v, want a conflict naming them", err)
 	}
 
-	d := New(ctx, eng, Options{Projects: []ProjectSpec{selfSpec, otherSpec}, Owners: []string{"acme"}, Self: self})
+	d := New(ctx, eng, Options{Projects: []ProjectSpec{selfSpec, otherSpec}, Owners: []string{"acme"}, ForceRecreate: true, Self: self})
 	ticket, err := d.Deploy(ctx, req)
 	if err != nil {
 		t.Fatal(err)

@@ -71,6 +71,12 @@ func (e *countingEngine) ContainerRemove(context.Context, string, client.Contain
 func (e *countingEngine) ContainerRename(context.Context, string, client.ContainerRenameOptions) (client.ContainerRenameResult, error) {
 	return client.ContainerRenameResult{}, e.call("ContainerRename")
 }
+func (e *countingEngine) ImageRemove(context.Context, string, client.ImageRemoveOptions) (client.ImageRemoveResult, error) {
+	return client.ImageRemoveResult{}, e.call("ImageRemove")
+}
+func (e *countingEngine) NetworkDisconnect(context.Context, string, client.NetworkDisconnectOptions) (client.NetworkDisconnectResult, error) {
+	return client.NetworkDisconnectResult{}, e.call("NetworkDisconnect")
+}
 func (e *countingEngine) NetworkList(context.Context, client.NetworkListOptions) (client.NetworkListResult, error) {
 	return client.NetworkListResult{}, e.call("NetworkList")
 }

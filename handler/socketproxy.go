@@ -76,6 +76,7 @@ var proxyRules = []proxyRule{
 	rule("", "GET", "/networks/{id}"),
 	rule("", "POST", "/networks/create"),
 	rule("", "POST", "/networks/{id}/connect"),
+	rule("", "POST", "/networks/{id}/disconnect"), // start-first: the old container leaves before it stops
 
 	rule("", "GET", "/volumes/{id}"),
 	rule("", "POST", "/volumes/create"),

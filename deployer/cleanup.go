@@ -1,0 +1,122 @@
+package deployer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// cleanupImages runs after a successful deploy of service: the images its old containers ran
+// join the service's list of replaced images, newest first; the first KeepImages stay for a
+// rollback by hand, the others are removed if nothing needs them. Failures are only logged: a
+// leftover image costs disk, never a deploy.
+func (d *Deployer) cleanupImages(ctx context.Context, log *slog.Logger, service string, jn *journal, current string) {
+	d.images.Lock()
+	defer d.images.Unlock()
+	list := d.loadReplaced(service)
+	for _, sw := range jn.Swaps {
+		if sw.OldImage != "" && sw.OldImage != current {
+			list = slices.DeleteFunc(list, func(id string) bool { return id == sw.OldImage })
+			list = append([]string{sw.OldImage}, list...)
+		}
+	}
+	list = slices.DeleteFunc(list, func(id string) bool { return id == current })
+	keep := list[:min(d.keepImages, len(list))]
+	for _, id := range list[len(keep):] {
+		if err := d.removeImage(ctx, log, id); err != nil {
+			log.Warn("old image not removed", "image_id", id, "err", err)
+		}
+	}
+	d.saveReplaced(log, service, slices.Clone(keep))
+}
+
+// removeImage removes a replaced image by its repository digests, without force, and only when
+// it carries no tag and no container (running or not) was made from it: an image someone
+// tagged or uses is theirs. Removing by reference also means a tag added meanwhile survives.
+func (d *Deployer) removeImage(ctx context.Context, log *slog.Logger, id string) error {
+	img, err := d.eng.ImageInspect(ctx, id)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(img.RepoTags) > 0 {
+		log.Info("old image kept: it carries a tag", "image_id", id, "tags", img.RepoTags)
+		return nil
+	}
+	users, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("ancestor", id)})
+	if err != nil {
+		return err
+	}
+	if len(users.Items) > 0 {
+		log.Info("old image kept: a container uses it", "image_id", id, "container", canonicalName(users.Items[0]))
+		return nil
+	}
+	if len(img.RepoDigests) == 0 {
+		log.Info("old image kept: it has no reference to remove it by", "image_id", id)
+		return nil
+	}
+	for _, ref := range img.RepoDigests {
+		if _, err := d.eng.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return err
+		}
+	}
+	log.Info("old image removed", "image_id", id, "refs", img.RepoDigests)
+	return nil
+}
+
+type replacedImages struct {
+	Images []string `json:"images"` // newest first
+}
+
+func (d *Deployer) replacedPath(service string) string {
+	return filepath.Join(d.stateDir, "images", safeFileName(service)+".json")
+}
+
+func (d *Deployer) loadReplaced(service string) []string {
+	if d.stateDir == "" {
+		return slices.Clone(d.replaced[service])
+	}
+	b, err := os.ReadFile(d.replacedPath(service))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			d.log.Warn("read replaced images", "err", err)
+		}
+		return nil
+	}
+	var r replacedImages
+	if err := json.Unmarshal(b, &r); err != nil {
+		d.log.Warn("read replaced images", "err", err)
+		return nil
+	}
+	return r.Images
+}
+
+func (d *Deployer) saveReplaced(log *slog.Logger, service string, ids []string) {
+	if d.stateDir == "" {
+		d.replaced[service] = ids
+		return
+	}
+	b, _ := json.Marshal(replacedImages{Images: ids})
+	p := d.replacedPath(service)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		log.Warn("save replaced images", "err", err)
+		return
+	}
+	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
+		log.Warn("save replaced images", "err", err)
+		return
+	}
+	if err := os.Rename(p+".tmp", p); err != nil {
+		log.Warn("save replaced images", "err", err)
+	}
+}
