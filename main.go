@@ -63,6 +63,15 @@ type config struct {
 	HealthSettle    time.Duration `envconfig:"HEALTH_SETTLE" default:"5s"`
 	KeepImages      int           `envconfig:"KEEP_IMAGES" default:"2"`
 	RetryFor        time.Duration `envconfig:"RETRY_FOR" default:"10m"`
+	APIToken        string        `envconfig:"API_TOKEN"` // the read API's bearer token (image inspection); off when unset
+
+	// The default pre-deploy gate; a service's berth.gate.* labels override it.
+	GateImage   string        `envconfig:"GATE_IMAGE"`
+	GateCommand string        `envconfig:"GATE_COMMAND"`
+	GateURL     string        `envconfig:"GATE_URL"`
+	GateTimeout time.Duration `envconfig:"GATE_TIMEOUT" default:"5m"`
+	GateNetwork string        `envconfig:"GATE_NETWORK" default:"none"`
+
 	// CrashAfter is a test hook: berth kills itself with SIGKILL after this deploy step.
 	CrashAfter string `envconfig:"BERTH_TEST_CRASH_AFTER"`
 
@@ -95,7 +104,8 @@ func credentialVars() []credentialVar {
 // compose files are interpolated with, so ${SECRET} in a compose file cannot leak berth's.
 func ownVars() []string {
 	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "PROJECTS", "SKIP_PROJECTS", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
-		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG", "STATE_DIR", "HEALTH_TIMEOUT", "HEALTH_SETTLE", "KEEP_IMAGES", "RETRY_FOR", "BERTH_TEST_CRASH_AFTER"}
+		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG", "STATE_DIR", "HEALTH_TIMEOUT", "HEALTH_SETTLE", "KEEP_IMAGES", "RETRY_FOR", "BERTH_TEST_CRASH_AFTER",
+		"API_TOKEN", "GATE_IMAGE", "GATE_COMMAND", "GATE_URL", "GATE_TIMEOUT", "GATE_NETWORK"}
 	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
 	}
@@ -127,6 +137,7 @@ func loadConfig() (config, error) {
 		}
 		*v.dst(&c.Webhooks) = handler.ParseSecrets(value)
 	}
+	c.Webhooks.APIToken = handler.ParseSecrets(c.APIToken)
 	return c, c.validate()
 }
 
@@ -165,7 +176,31 @@ func (c config) validate() error {
 	if err := deployer.CheckComposeVersion(c.ComposeVersion); err != nil {
 		return err
 	}
+	if err := c.validateAPIAndGate(); err != nil {
+		return err
+	}
 	return c.validateCredentials()
+}
+
+// validateAPIAndGate checks API_TOKEN's strength and that the GATE_* variables make one gate.
+func (c config) validateAPIAndGate() error {
+	for i, s := range c.Webhooks.APIToken {
+		if len(s) < minSecretLen {
+			return fmt.Errorf("API_TOKEN value %d is too short (%d characters); use at least %d, e.g. from `openssl rand -hex 24`", i+1, len(s), minSecretLen)
+		}
+	}
+	if c.GateTimeout <= 0 {
+		return fmt.Errorf("GATE_TIMEOUT=%s must be positive", c.GateTimeout)
+	}
+	if err := c.gate().Validate(); err != nil {
+		return fmt.Errorf("GATE_*: %w", err)
+	}
+	return nil
+}
+
+// gate is the default pre-deploy gate the GATE_* variables describe.
+func (c config) gate() deployer.GateConfig {
+	return deployer.GateConfig{Image: c.GateImage, Command: c.GateCommand, URL: c.GateURL, Timeout: c.GateTimeout, Network: c.GateNetwork}
 }
 
 // validateLogging checks LOG_LEVEL and LOG_FORMAT, which every subcommand reads.
@@ -369,6 +404,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		Backend:        cfg.Backend,
 		SwarmTimeout:   cfg.SwarmTimeout,
 		RegistryAuth:   registryAuth,
+		Gate:           cfg.gate(),
 		StateDir:       cfg.StateDir,
 		HealthTimeout:  cfg.HealthTimeout,
 		HealthSettle:   cfg.HealthSettle,

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/moby/client"
 )
 
@@ -62,6 +63,11 @@ type Options struct {
 	RegistryAuth RegistryAuth
 	// SwarmTimeout bounds the wait for a swarm service update, and again for its rollback; default 5m.
 	SwarmTimeout time.Duration
+	// Keychain gives the registry credentials image inspection uses; when nil, RegistryAuth's
+	// and then the Docker config.json keychain's (DOCKER_CONFIG).
+	Keychain authn.Keychain
+	// Gate is the pre-deploy gate of every service that does not set its own (berth.gate.* labels).
+	Gate GateConfig
 
 	StateDir      string        // where deploy journals and the replaced-image lists live; "" = memory only
 	HealthTimeout time.Duration // default health gate timeout (label berth.health-timeout overrides); default 60s
@@ -107,6 +113,8 @@ type Deployer struct {
 	images        sync.Mutex // guards the replaced-image lists
 	replaced      map[string][]string
 	loads         *projectLoads // Deploy's project loads, shared by calls that arrive together
+	keychain      authn.Keychain
+	gate          GateConfig // the default pre-deploy gate
 }
 
 type job struct {
@@ -138,11 +146,18 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 		o.KeepImages = DefaultKeepImages
 	}
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
-		discover: o.Discover, filter: o.Filter, environ: o.Environ,
+		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.Keychain, gate: o.Gate,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout),
 		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
 		replaced: map[string][]string{}}
+	if d.keychain == nil {
+		d.keychain = authn.DefaultKeychain
+		if o.RegistryAuth != nil {
+			// REGISTRY_AUTH_CONFIG first: the credentials berth was given on purpose.
+			d.keychain = authn.NewMultiKeychain(o.RegistryAuth.keychain(), authn.DefaultKeychain)
+		}
+	}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	d.loads = newProjectLoads(loadProject)
 	return d
@@ -314,7 +329,7 @@ func (d *Deployer) runJob(ctx context.Context, j job) {
 	prog := d.newProgress(log)
 	backoff := time.Second
 	for {
-		outcome, err := d.redeploy(ctx, log, j, prog)
+		outcome, err := d.redeploy(ctx, log, j, prog, &rec)
 		rec.Outcome = outcome
 		if err == nil || outcome != OutcomeFailed || !engineDown(err) || time.Since(rec.Started)+backoff > d.retryFor ||
 			d.queue.waiting(j.projectName+"/"+j.service) {
@@ -342,6 +357,12 @@ func (d *Deployer) runJob(ctx context.Context, j job) {
 		log.Error("deploy failed and was rolled back; the previous version runs", "err", rec.Error, "took", rec.Duration)
 	case OutcomeUpToDate:
 		log.Info("deploy up to date", "took", rec.Duration)
+	case OutcomeRejected:
+		attrs := []any{"err", rec.Error, "took", rec.Duration}
+		if rec.Gate != nil {
+			attrs = append(attrs, "gate", rec.Gate.Target, "reason", rec.Gate.Reason, "output", strings.Join(rec.Gate.Output, "\n"))
+		}
+		log.Warn("deploy rejected by gate; nothing was stopped", attrs...)
 	default:
 		log.Info("deploy done", "took", rec.Duration)
 	}

@@ -8,6 +8,7 @@ const (
 	OutcomeUpToDate   = "up-to-date"  // it already did; nothing was touched
 	OutcomeFailed     = "failed"      // it could not be deployed; see Error
 	OutcomeRolledBack = "rolled-back" // it failed and the previous version runs again
+	OutcomeRejected   = "rejected"    // the pre-deploy gate vetoed it; nothing was stopped (see Gate)
 )
 
 // Record is what one service deploy did; every deploy ends with exactly one.
@@ -27,6 +28,9 @@ type Record struct {
 	Outcome    string        `json:"outcome"`
 	Error      string        `json:"error,omitempty"`
 	Steps      []Step        `json:"steps"`
+	// ImageLabels are the pulled image's OCI version, revision and source labels.
+	ImageLabels map[string]string `json:"image_labels,omitempty"`
+	Gate        *GateResult       `json:"gate,omitempty"` // what the pre-deploy gate said, when there is one
 }
 
 // Step is one engine action of a deploy, in order.

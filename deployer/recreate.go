@@ -20,7 +20,9 @@ import (
 // redeploy pulls the service's image and rolls its containers onto it (rollout): nothing is
 // stopped until the pull has succeeded and the replacement exists, the new containers must pass
 // the health gate, and a failure puts the previous containers back. It returns the outcome.
-func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *progress) (string, error) {
+// The pre-deploy gate runs after the pull and before anything is changed; rec takes the
+// pulled image's labels and the gate's answer.
+func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *progress, rec *Record) (string, error) {
 	p, err := loadProject(ctx, j.project)
 	if err != nil {
 		return OutcomeFailed, err
@@ -33,6 +35,14 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		return OutcomeFailed, err
 	}
 	g, err := d.gateFor(s)
+	if err != nil {
+		return OutcomeFailed, err
+	}
+	pre, err := deployGateFor(d.gate, s.Labels)
+	if err != nil {
+		return OutcomeFailed, err
+	}
+	hooks, err := hooksFor(s.Labels)
 	if err != nil {
 		return OutcomeFailed, err
 	}
@@ -55,6 +65,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	imageVolumes := map[string]struct{}{}
 	if img.Config != nil {
 		imageVolumes = img.Config.Volumes
+		rec.ImageLabels = ociLabels(img.Config.Labels)
 	}
 	existing, err := d.serviceContainers(ctx, p.Name, s.Name)
 	if err != nil {
@@ -68,6 +79,20 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if !d.force && upToDate(existing, serviceReplicas(s), img.ID, hash) {
 		log.Info("already up to date; nothing touched", "image_id", img.ID)
 		return OutcomeUpToDate, nil
+	}
+	// The gate decides before anything is created or stopped: a veto leaves the service as it was.
+	if pre.Enabled() && !j.dependent {
+		log.Info("gate", "kind", cmp.Or(pre.Image, pre.URL), "timeout", pre.Timeout)
+		res, err := d.runGate(ctx, pre, gateRequest{Project: p.Name, Service: s.Name, Image: s.Image, ImageID: img.ID,
+			Repository: j.req.Repository, Tag: j.req.Tag, Digest: j.req.Digest, Source: j.req.Source, Pusher: j.req.Pusher,
+			Labels: imageLabels(img)})
+		rec.Gate = &res
+		if veto := (*GateVeto)(nil); errors.As(err, &veto) {
+			return OutcomeRejected, err
+		} else if err != nil {
+			return OutcomeFailed, err
+		}
+		log.Info("gate passed", "took", res.Took)
 	}
 	if err := d.ensureNetworks(ctx, p, s, version); err != nil {
 		return OutcomeFailed, err
@@ -117,7 +142,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	prog.jn = jn
 	defer func() { prog.jn = nil }()
 
-	err = d.rollout(ctx, prog, jn, specs, olds, g)
+	err = d.rollout(ctx, prog, jn, specs, olds, g, hooks)
 	if err == nil {
 		if err := jn.finish(); err != nil {
 			log.Warn("deploy done but its journal stays", "err", err)
@@ -155,8 +180,11 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 // name, give the new one the final name and start it, health-gate, then remove the old one.
 // Start-first: create and start the new one beside the old one, health-gate, take the old one
 // off its networks, stop and remove it, then give the new one the final name. Until the old
-// containers are being removed (Committed) a failure or crash is undone.
-func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, specs []createSpec, olds []container.Summary, g gate) error {
+// containers are being removed (Committed) a failure or crash is undone. Lifecycle hooks are
+// steps of their own, before the commit: pre-stop in the old container just before it is
+// stopped (start-first: once the new one passed the health gate), post-start in the new one
+// right after its start, before the health gate; a failing hook is undone like any step.
+func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, specs []createSpec, olds []container.Summary, g gate, hooks Hooks) error {
 	for i := range jn.Swaps {
 		sw := &jn.Swaps[i]
 		if sw.OldID == "" {
@@ -168,6 +196,9 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 				return err
 			}
 			if err := prog.do("start", sw.Name, func() error { return d.start(ctx, sw.NewID, sw.Name) }); err != nil {
+				return err
+			}
+			if err := d.postStart(ctx, prog, hooks, sw.NewID, sw.Name); err != nil {
 				return err
 			}
 			continue
@@ -183,7 +214,13 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 			if err := prog.do("start", sw.Tmp, func() error { return d.start(ctx, sw.NewID, sw.Tmp) }); err != nil {
 				return err
 			}
+			if err := d.postStart(ctx, prog, hooks, sw.NewID, sw.Tmp); err != nil {
+				return err
+			}
 			continue
+		}
+		if err := d.preStop(ctx, prog, hooks, *sw); err != nil {
+			return err
 		}
 		steps := []struct {
 			name, ctr string
@@ -199,6 +236,9 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 				return err
 			}
 		}
+		if err := d.postStart(ctx, prog, hooks, sw.NewID, sw.Name); err != nil {
+			return err
+		}
 	}
 	for _, sw := range jn.Swaps {
 		display := cmp.Or(sw.Tmp, sw.Name)
@@ -209,6 +249,13 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 		oneShot := sw.OldID != "" && !sw.OldRunning
 		if err := prog.do("health", display, func() error { return d.waitHealthy(ctx, sw.NewID, display, g, oneShot) }); err != nil {
 			return err
+		}
+	}
+	for _, sw := range jn.Swaps {
+		if sw.StartFirst {
+			if err := d.preStop(ctx, prog, hooks, sw); err != nil {
+				return err
+			}
 		}
 	}
 	jn.Committed = true
@@ -234,6 +281,42 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 		}
 	}
 	return nil
+}
+
+// preStop runs the service's pre-stop hook, if it declares one, in the running old container
+// of sw as the journaled step "pre-stop"; a failure leaves that container serving.
+func (d *Deployer) preStop(ctx context.Context, prog *progress, hooks Hooks, sw swap) error {
+	if hooks.PreStop == "" || sw.OldID == "" || !sw.OldRunning {
+		return nil
+	}
+	return prog.do("pre-stop", sw.Name, func() error {
+		if err := d.runHook(ctx, "pre-stop", sw.OldID, hooks.PreStop, hooks.Timeout); err != nil {
+			return fmt.Errorf("%s: %w; the old container was not stopped", sw.Name, err)
+		}
+		return nil
+	})
+}
+
+// postStart runs the service's post-start hook, if it declares one, in the new container as
+// the journaled step "post-start", before the health gate; a failure rolls the deploy back.
+func (d *Deployer) postStart(ctx context.Context, prog *progress, hooks Hooks, id, name string) error {
+	if hooks.PostStart == "" {
+		return nil
+	}
+	return prog.do("post-start", name, func() error {
+		if err := d.runHook(ctx, "post-start", id, hooks.PostStart, hooks.Timeout); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// imageLabels is an image's config labels, empty when it has none.
+func imageLabels(img client.ImageInspectResult) map[string]string {
+	if img.Config == nil || img.Config.Labels == nil {
+		return map[string]string{}
+	}
+	return img.Config.Labels
 }
 
 // rollBackVerified undoes jn and health-gates the previous containers that run again.

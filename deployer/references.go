@@ -97,7 +97,7 @@ func (d *Deployer) followDependents(ctx context.Context, log *slog.Logger, j job
 			log.Info("recreate dependent", "dependent", name)
 			next := j
 			next.service, next.dependent = name, true
-			if _, err := d.redeploy(ctx, log.With("dependent", name), next, d.newProgress(log)); err != nil {
+			if _, err := d.redeploy(ctx, log.With("dependent", name), next, d.newProgress(log), &Record{}); err != nil { // the Record is the pushed service's
 				return fmt.Errorf("recreate %s, which depends on %s: %w", name, j.service, err)
 			}
 		case dep.DependsOn[j.service].Restart:

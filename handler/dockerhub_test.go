@@ -230,3 +230,20 @@ func TestDockerHubAnswers(t *testing.T) {
 		}
 	})
 }
+func (e *countingEngine) ContainerWait(context.Context, string, client.ContainerWaitOptions) client.ContainerWaitResult {
+	errs := make(chan error, 1)
+	errs <- e.call("ContainerWait")
+	return client.ContainerWaitResult{Error: errs}
+}
+func (e *countingEngine) ContainerLogs(context.Context, string, client.ContainerLogsOptions) (client.ContainerLogsResult, error) {
+	return nil, e.call("ContainerLogs")
+}
+func (e *countingEngine) ExecCreate(context.Context, string, client.ExecCreateOptions) (client.ExecCreateResult, error) {
+	return client.ExecCreateResult{}, e.call("ExecCreate")
+}
+func (e *countingEngine) ExecAttach(context.Context, string, client.ExecAttachOptions) (client.ExecAttachResult, error) {
+	return client.ExecAttachResult{}, e.call("ExecAttach")
+}
+func (e *countingEngine) ExecInspect(context.Context, string, client.ExecInspectOptions) (client.ExecInspectResult, error) {
+	return client.ExecInspectResult{}, e.call("ExecInspect")
+}

@@ -36,6 +36,8 @@ type Config struct {
 	Harbor           Secrets // Harbor's "Auth Header" values, sent verbatim as Authorization
 	Gitea            Secrets // Gitea/Forgejo webhook secrets (bare hex HMAC-SHA256)
 	StandardWebhooks Secrets // Standard Webhooks keys, whsec_<base64>
+	// APIToken is the read API's bearer token (image inspection); the read API is off without one.
+	APIToken Secrets
 	// Now is the clock timestamps are checked against; time.Now when nil.
 	Now func() time.Time
 	// RecentDeliveries is how many delivery ids are remembered to spot repeats; 4096 when 0.

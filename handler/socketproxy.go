@@ -64,6 +64,7 @@ var proxyRules = []proxyRule{
 	rule("", "POST", "/containers/{id}/stop"),
 	rule("", "POST", "/containers/{id}/rename"),
 	rule("", "POST", "/containers/{id}/wait"),
+	rule("", "GET", "/containers/{id}/logs"), // the pre-deploy gate container's output
 	rule("", "DELETE", "/containers/{id}"),
 
 	rule("", "POST", "/images/create"), // pull only: fromSrc (import) is refused below

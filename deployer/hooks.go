@@ -1,0 +1,125 @@
+package deployer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
+)
+
+// Service labels declaring lifecycle hooks. Each is a shell string (run with sh -c) or a JSON
+// exec array, run through the Engine's exec API inside the service's container.
+const (
+	// LabelHookPreStop runs in the old container just before it is stopped; a failure stops
+	// the deploy with the old container still serving.
+	LabelHookPreStop = "berth.hook.pre-stop"
+	// LabelHookPostStart runs in the new container once started, before the deploy counts it
+	// healthy; a failure fails the deploy.
+	LabelHookPostStart = "berth.hook.post-start"
+	// LabelHookTimeout bounds each hook (Go duration); DefaultHookTimeout when unset.
+	LabelHookTimeout = "berth.hook.timeout"
+)
+
+// DefaultHookTimeout bounds a hook that sets no timeout.
+const DefaultHookTimeout = time.Minute
+
+// Hooks are a service's lifecycle hooks, as its labels declare them.
+type Hooks struct {
+	PreStop   string        `json:"pre_stop,omitempty"`
+	PostStart string        `json:"post_start,omitempty"`
+	Timeout   time.Duration `json:"timeout_ns,omitempty"`
+}
+
+// Any says whether the service declares a hook; only then does berth use the exec API.
+func (h Hooks) Any() bool { return h.PreStop != "" || h.PostStart != "" }
+
+// hooksFor reads a service's hook labels and rejects malformed ones before anything runs.
+func hooksFor(labels types.Labels) (Hooks, error) {
+	h := Hooks{PreStop: labels[LabelHookPreStop], PostStart: labels[LabelHookPostStart], Timeout: DefaultHookTimeout}
+	for _, l := range []string{LabelHookPreStop, LabelHookPostStart} {
+		if _, err := parseCommand(labels[l]); err != nil {
+			return Hooks{}, Errorf(KindInvalid, "label %s: %v", l, err)
+		}
+	}
+	if v := labels[LabelHookTimeout]; v != "" {
+		t, err := time.ParseDuration(v)
+		if err != nil || t <= 0 {
+			return Hooks{}, Errorf(KindInvalid, "label %s=%q is not a positive duration such as 30s", LabelHookTimeout, v)
+		}
+		h.Timeout = t
+	}
+	if !h.Any() {
+		return Hooks{}, nil
+	}
+	return h, nil
+}
+
+// runHook executes cmd in the container and fails unless it exits 0 within timeout; the
+// error carries the hook's last output lines.
+func (d *Deployer) runHook(ctx context.Context, which, containerID, cmd string, timeout time.Duration) error {
+	argv, err := parseCommand(cmd)
+	if err != nil || argv == nil {
+		return Errorf(KindInvalid, "hook %s: %v", which, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	created, err := d.eng.ExecCreate(ctx, containerID, client.ExecCreateOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return fmt.Errorf("hook %s: create exec (needs the exec endpoints; behind berth's socket proxy set SOCKET_PROXY_EXEC=true): %w", which, err)
+	}
+	att, err := d.eng.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return fmt.Errorf("hook %s: start exec: %w", which, err)
+	}
+	var out bytes.Buffer
+	copied := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(&out, &out, io.LimitReader(att.Reader, 1<<20))
+		copied <- err
+	}()
+	select {
+	case <-copied:
+	case <-ctx.Done():
+		att.Close()
+		<-copied
+		// The engine cannot kill an exec; the process goes on, but the deploy does not wait for it.
+		return Errorf(KindConflict, "hook %s did not finish within %s%s", which, timeout, outputTail(out.Bytes()))
+	}
+	att.Close()
+	// The engine may record the exit a moment after the output closes: look a few times.
+	var ins client.ExecInspectResult
+	for range 50 {
+		if ins, err = d.eng.ExecInspect(context.WithoutCancel(ctx), created.ID, client.ExecInspectOptions{}); err != nil {
+			return fmt.Errorf("hook %s: inspect exec: %w", which, err)
+		}
+		if !ins.Running {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ins.Running {
+		return Errorf(KindConflict, "hook %s closed its output but is still running", which)
+	}
+	if ins.ExitCode != 0 {
+		return Errorf(KindConflict, "hook %s exited with code %d%s", which, ins.ExitCode, outputTail(out.Bytes()))
+	}
+	return nil
+}
+
+// outputTail renders a hook's last output lines for an error message.
+func outputTail(b []byte) string {
+	lines := lastLines(b, 5)
+	if len(lines) == 0 {
+		return ""
+	}
+	s := "; last output:"
+	for _, l := range lines {
+		s += " | " + l
+	}
+	return s
+}

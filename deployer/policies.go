@@ -1,0 +1,45 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+)
+
+// ServicePolicy is the pre-deploy gate and lifecycle hooks one service would get, for `berth check`.
+type ServicePolicy struct {
+	Project string     `json:"project"`
+	Service string     `json:"service"`
+	Gate    GateConfig `json:"gate"`              // zero when the service has no gate
+	Hooks   Hooks      `json:"hooks"`             // zero when it declares none
+	Problem string     `json:"problem,omitempty"` // a label berth would refuse at deploy time
+}
+
+// Policies lists the gate and hooks of every service of the projects berth serves now,
+// touching nothing. A malformed label is reported in Problem, as the deploy would refuse it.
+func (d *Deployer) Policies(ctx context.Context) ([]ServicePolicy, error) {
+	specs, err := d.projectSpecs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []ServicePolicy
+	for _, spec := range specs {
+		p, err := loadProject(ctx, spec)
+		if err != nil || !d.filter.allows(p.Name) {
+			continue // Projects reports projects that do not load
+		}
+		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+			sp := ServicePolicy{Project: p.Name, Service: name}
+			labels := p.Services[name].Labels
+			var gerr, herr error
+			sp.Gate, gerr = deployGateFor(d.gate, labels)
+			sp.Hooks, herr = hooksFor(labels)
+			if err := errors.Join(gerr, herr); err != nil {
+				sp.Problem = err.Error()
+			}
+			out = append(out, sp)
+		}
+	}
+	return out, nil
+}
