@@ -111,7 +111,7 @@ func refusalReason(status int) string {
 type rateLimitedError struct{ retry time.Duration }
 
 func (e rateLimitedError) Error() string {
-	return fmt.Sprintf("too many failed authentications from this address; retry in %s", e.retry)
+	return fmt.Sprintf("too many failed authentications from this address; retry in %s", ceilSecond(e.retry))
 }
 
 // busyError refuses a request while berth handles as many as it allows.
@@ -140,9 +140,11 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client, forwarded := lim.TrustedProxies.clientAddr(r)
 		peer := r.RemoteAddr
+		attrs := []any{"remote", peer}
 		if client != peerAddr(peer) {
 			r = r.WithContext(r.Context())
 			r.RemoteAddr = client.String()
+			attrs = []any{"remote", r.RemoteAddr, "peer", peer}
 		} else if forwarded {
 			warnOnce.Do(func() {
 				log.Warn("a request carries X-Forwarded-For or Forwarded from a peer outside TRUSTED_PROXIES; berth ignores those headers. If berth is behind a reverse proxy, set TRUSTED_PROXIES to its network, or every client shares the proxy's rate limit",
@@ -150,16 +152,17 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 			})
 		}
 		key := limiterKey(client)
+		attrs = append(attrs, "limiter_key", key)
 		if wait := failures.wait(key, lim.Now()); wait > 0 {
 			lim.Counters.add("rate_limited")
 			// Debug only: a flood would otherwise flood the log too; the warning was logged
 			// when the address ran out of tokens.
-			refuse(w, log, slog.LevelDebug, rateLimitedError{wait}, wait, "remote", r.RemoteAddr, "peer", peer, "limiter_key", key)
+			refuse(w, log, slog.LevelDebug, rateLimitedError{wait}, wait, attrs...)
 			return
 		}
 		if ok, perClient := conc.acquire(key); !ok {
 			lim.Counters.add("busy")
-			refuse(w, log, slog.LevelWarn, busyError{perClient}, time.Second, "remote", r.RemoteAddr, "peer", peer, "limiter_key", key)
+			refuse(w, log, slog.LevelWarn, busyError{perClient}, time.Second, attrs...)
 			return
 		}
 		defer conc.release(key)
@@ -169,19 +172,23 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 			lim.Counters.add(refusalReason(sw.status))
 		}
 		if sw.status == http.StatusUnauthorized {
-			if wait := failures.fail(key, lim.Now()); wait > 0 {
-				log.Warn("client rate-limited after repeated failed authentications", "remote", r.RemoteAddr, "peer", peer,
-					"limiter_key", key, "retry_after", wait)
+			if wait := ceilSecond(failures.fail(key, lim.Now())); wait > 0 {
+				log.Warn("client rate-limited after repeated failed authentications", append(attrs, "retry_after", wait)...)
 			}
 		}
 	})
+}
+
+// ceilSecond rounds d up to whole seconds, for Retry-After and messages.
+func ceilSecond(d time.Duration) time.Duration {
+	return time.Duration(math.Ceil(d.Seconds())) * time.Second
 }
 
 // refuse answers a request the limits turn away, with Retry-After in whole seconds.
 func refuse(w http.ResponseWriter, log *slog.Logger, level slog.Level, err error, retry time.Duration, attrs ...any) {
 	status := statusFor(err)
 	log.Log(context.Background(), level, "request refused", append(attrs, "status", status, "err", err)...)
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+	w.Header().Set("Retry-After", strconv.Itoa(int(ceilSecond(retry).Seconds())))
 	writeJSON(w, status, map[string]string{"error": publicMessage(err, status)})
 }
 
