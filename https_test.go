@@ -409,7 +409,7 @@ func (l addrListener) Addr() net.Addr          { return l.addr }
 
 func TestExposureConfig(t *testing.T) {
 	valid := func() Exposure {
-		return Exposure{StateDir: "/var/lib/berth", AuthFailureBurst: 10, AuthFailureRefill: 30 * time.Second, MaxConcurrentRequests: 64}
+		return Exposure{AuthFailureBurst: 10, AuthFailureRefill: 30 * time.Second, MaxConcurrentRequests: 64}
 	}
 	for _, tc := range []struct {
 		name string
@@ -436,13 +436,16 @@ func TestExposureConfig(t *testing.T) {
 	} {
 		e := valid()
 		tc.edit(&e)
-		err := e.validate()
+		err := e.validate("/var/lib/berth")
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
 	acme := valid()
 	acme.ACMEDomains = []string{"a.example"}
+	if err := acme.validate(""); err == nil || !strings.Contains(err.Error(), "ACME_DOMAINS needs STATE_DIR") {
+		t.Errorf("ACME without STATE_DIR: %v", err)
+	}
 	if acme.httpAddr() != ":80" {
 		t.Errorf("ACME's HTTP listener defaults to %q, want :80", acme.httpAddr())
 	}
