@@ -77,6 +77,8 @@ type config struct {
 
 	// Webhook credentials, one variable per sender kind (see credentialVars); not envconfig's.
 	Webhooks handler.Config `ignored:"true"`
+
+	Exposure // TLS, trusted proxies and abuse limits (exposure.go)
 }
 
 // credentialVar is the variable holding one sender kind's credential: a comma-separated list,
@@ -106,6 +108,7 @@ func ownVars() []string {
 	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "PROJECTS", "SKIP_PROJECTS", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
 		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG", "STATE_DIR", "HEALTH_TIMEOUT", "HEALTH_SETTLE", "KEEP_IMAGES", "RETRY_FOR", "BERTH_TEST_CRASH_AFTER",
 		"API_TOKEN", "GATE_IMAGE", "GATE_COMMAND", "GATE_URL", "GATE_TIMEOUT", "GATE_NETWORK"}
+	vars = append(vars, exposureVars()...)
 	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
 	}
@@ -171,6 +174,9 @@ func (c config) validate() error {
 		return fmt.Errorf("HOST_PROJECT_DIR lists %d paths for %d PROJECT_DIR entries; give one host path per project directory, in the same order", len(strings.Split(c.HostProjectDir, ",")), len(c.projectDirs()))
 	}
 	if err := c.validateLogging(); err != nil {
+		return err
+	}
+	if err := c.Exposure.validate(c.StateDir); err != nil {
 		return err
 	}
 	if err := deployer.CheckComposeVersion(c.ComposeVersion); err != nil {
@@ -242,6 +248,18 @@ func (c config) validateCredentials() error {
 			strings.Join(names, ", "), minSecretLen)
 	}
 	return nil
+}
+
+// urlSecretCredentials names the enabled credentials that senders present in the URL, where
+// anything on the network path can read them unless berth is reached over HTTPS.
+func (c config) urlSecretCredentials() []string {
+	var out []string
+	for _, v := range c.enabledCredentials() {
+		if v == "SECRET" || v == "QUAY_SECRET" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // enabledCredentials names the credential variables that are set: the sender kinds berth accepts.
@@ -424,22 +442,17 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		logDiscovered(ctx, d, log)
 	}
 
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	webhooks := cfg.Webhooks
+	webhooks.Limits = cfg.Exposure.limits(&handler.Counters{}) // refusal counts, for a metrics endpoint to read
+	srv, err := cfg.Exposure.listen(cfg.ListenAddr, cfg.StateDir, handler.NewServer(webhooks, d, log), log)
 	if err != nil {
-		return fmt.Errorf("LISTEN_ADDR=%s: %w", cfg.ListenAddr, err)
+		return err
 	}
-	srv := &http.Server{
-		Handler:           handler.NewServer(cfg.Webhooks, d, log),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	log.Info("listening", "addr", ln.Addr().String(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir,
-		"credentials", strings.Join(cfg.enabledCredentials(), ","))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", append(srv.logAttrs(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir,
+		"credentials", strings.Join(cfg.enabledCredentials(), ","))...)
+	srv.warnPlainHTTP(cfg.urlSecretCredentials(), log)
+	served := make(chan error, 2)
+	srv.serve(served)
 
 	select {
 	case err := <-served:
@@ -449,7 +462,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	log.Info("shutting down; letting deploys in flight finish", "timeout", cfg.ShutdownTimeout)
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(stopCtx); err != nil {
+	if err := srv.shutdown(stopCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
 	if err := d.Wait(stopCtx); err != nil {

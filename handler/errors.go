@@ -27,9 +27,15 @@ func (e staleError) Error() string {
 func statusFor(err error) int {
 	var maxBytes *http.MaxBytesError
 	var stale staleError
+	var limited rateLimitedError
+	var busy busyError
 	switch {
 	case errors.Is(err, errUnauthorized), errors.As(err, &stale):
 		return http.StatusUnauthorized
+	case errors.As(err, &limited):
+		return http.StatusTooManyRequests
+	case errors.As(err, &busy):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, errTooLarge), errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge
 	}

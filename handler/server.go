@@ -42,6 +42,8 @@ type Config struct {
 	Now func() time.Time
 	// RecentDeliveries is how many delivery ids are remembered to spot repeats; 4096 when 0.
 	RecentDeliveries int
+	// Limits are the abuse limits and the trusted proxies (limit.go).
+	Limits Limits
 }
 
 // source is one kind of webhook sender: how it proves who it is and what its payload means.
@@ -75,7 +77,7 @@ type push struct {
 func NewServer(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg, d, log)
-	return mux
+	return protect(mux, cfg.Limits, log)
 }
 
 // webhookResult is the JSON answer to a webhook that passed authentication.

@@ -1,0 +1,302 @@
+package handler
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/deployer"
+)
+
+func TestClientAddr(t *testing.T) {
+	proxies, err := ParseTrustedProxies("10.0.0.0/8, 192.0.2.1, ::ffff:198.51.100.0/120")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, peer string
+		header     http.Header
+		want       string
+		forwarded  bool
+	}{
+		{"direct", "203.0.113.5:4000", nil, "203.0.113.5", false},
+		{"spoofed from untrusted peer", "203.0.113.5:4000", http.Header{"X-Forwarded-For": {"198.51.100.9"}}, "203.0.113.5", true},
+		{"spoofed Forwarded from untrusted peer", "203.0.113.5:4000", http.Header{"Forwarded": {"for=198.51.100.9"}}, "203.0.113.5", true},
+		{"trusted proxy", "10.1.2.3:4000", http.Header{"X-Forwarded-For": {"203.0.113.7"}}, "203.0.113.7", true},
+		{"client-written entries left of the proxy's are ignored", "10.1.2.3:4000", http.Header{"X-Forwarded-For": {"1.2.3.4, 203.0.113.7"}}, "203.0.113.7", true},
+		{"two trusted proxies", "10.1.2.3:4000", http.Header{"X-Forwarded-For": {"203.0.113.7", "10.9.9.9"}}, "203.0.113.7", true},
+		{"single trusted address", "192.0.2.1:80", http.Header{"X-Forwarded-For": {"203.0.113.8"}}, "203.0.113.8", true},
+		{"Forwarded wins over X-Forwarded-For", "10.1.2.3:4000", http.Header{"Forwarded": {`for="[2001:db8::1]:4711";proto=https`}, "X-Forwarded-For": {"1.2.3.4"}}, "2001:db8::1", true},
+		{"garbage hop stops at the proxy", "10.1.2.3:4000", http.Header{"X-Forwarded-For": {"203.0.113.7, unknown"}}, "10.1.2.3", true},
+		{"mapped peer", "[::ffff:198.51.100.20]:80", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9", true},
+		{"every hop trusted", "10.1.2.3:4000", http.Header{"X-Forwarded-For": {"10.4.4.4"}}, "10.4.4.4", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/webhook", nil)
+			r.RemoteAddr = tc.peer
+			r.Header = tc.header
+			if r.Header == nil {
+				r.Header = http.Header{}
+			}
+			got, fwd := proxies.clientAddr(r)
+			if got.String() != tc.want || fwd != tc.forwarded {
+				t.Errorf("clientAddr = %s, %v; want %s, %v", got, fwd, tc.want, tc.forwarded)
+			}
+		})
+	}
+	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0.0/8,nope"} {
+		if _, err := ParseTrustedProxies(bad); err == nil {
+			t.Errorf("ParseTrustedProxies(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestFailureLimiterBucket(t *testing.T) {
+	l := &failureLimiter{burst: 3, refill: 10 * time.Second, max: 2, buckets: map[netip.Addr]*bucket{}}
+	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
+	now := time.Unix(0, 0)
+	for i := range 2 {
+		if w := l.fail(a, now); w != 0 {
+			t.Fatalf("failure %d blocked for %s; the burst is 3", i+1, w)
+		}
+	}
+	if w := l.fail(a, now); w != 10*time.Second {
+		t.Fatalf("third failure: wait %s, want 10s", w)
+	}
+	if w := l.wait(a, now.Add(4*time.Second)); w != 6*time.Second {
+		t.Errorf("after 4s: wait %s, want 6s", w)
+	}
+	if w := l.wait(a, now.Add(10*time.Second)); w != 0 {
+		t.Errorf("after a full refill period: wait %s, want 0", w)
+	}
+	if w := l.wait(b, now); w != 0 {
+		t.Errorf("an address that never failed waits %s", w)
+	}
+	// The table holds two addresses; a third evicts, a refilled one first.
+	l.fail(b, now)
+	l.fail(c, now.Add(time.Hour))
+	if len(l.buckets) > 2 {
+		t.Errorf("%d buckets kept, max 2", len(l.buckets))
+	}
+	if _, ok := l.buckets[c]; !ok {
+		t.Error("the newest failure was not recorded")
+	}
+	if got := limiterKey(netip.MustParseAddr("2001:db8:1:2:3:4:5:6")); got.String() != "2001:db8:1:2::" {
+		t.Errorf("IPv6 key %s, want its /64", got)
+	}
+}
+
+// blockingDeployer holds every deploy until release is closed.
+type blockingDeployer struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d *blockingDeployer) Deploy(ctx context.Context, req deployer.Request) (deployer.Ticket, error) {
+	d.entered <- struct{}{}
+	<-d.release
+	return deployer.Ticket{ID: "t", Image: req.Repository + ":" + req.Tag, Services: []string{"p/web"}}, nil
+}
+
+// clientFrom is an HTTP client whose connections leave from the loopback address ip.
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 16}}
+}
+
+// TestConcurrencyBound: one address may hold a quarter of the slots; past that it gets 503
+// with Retry-After, while another address is still served.
+func TestConcurrencyBound(t *testing.T) {
+	d := &blockingDeployer{entered: make(chan struct{}, 8), release: make(chan struct{})}
+	counters := &Counters{}
+	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{MaxConcurrent: 4, Counters: counters}}
+	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	body := string(fixture(t, "dockerhub-push.json"))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		resp, err := clientFrom("127.0.0.2").Post(srv.URL+"/webhook?secret="+dockerHubURL, "application/json", strings.NewReader(body))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-d.entered // 127.0.0.2 holds its one slot
+	resp, err := clientFrom("127.0.0.2").Post(srv.URL+"/webhook?secret="+dockerHubURL, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second request from the same address: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	other, err := clientFrom("127.0.0.3").Get(srv.URL + "/healthz")
+	if err != nil || other.StatusCode != http.StatusOK {
+		t.Errorf("another address was not served: %v %v", other, err)
+	} else {
+		other.Body.Close()
+	}
+	close(d.release)
+	wg.Wait()
+	if n := counters.Refused()["busy"]; n != 1 {
+		t.Errorf("busy refusals counted %d, want 1", n)
+	}
+}
+
+// TestFloodIsLimitedValidSendersAreNot: a bounded flood of wrong secrets from one address
+// runs out of its burst and gets 429s with Retry-After, while valid webhooks from another
+// address are all accepted during the flood; a forwarding header from an untrusted peer does
+// not move the flood onto the valid sender's address.
+func TestFloodIsLimitedValidSendersAreNot(t *testing.T) {
+	d := &recordingDeployer{}
+	counters := &Counters{}
+	var logs syncLog
+	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{AuthBurst: 5, AuthRefill: time.Hour, Counters: counters}}
+	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	defer srv.Close()
+	body := string(fixture(t, "dockerhub-push.json"))
+
+	const flood, workers, valid = 400, 8, 20
+	statuses := make(chan int, flood)
+	var wg sync.WaitGroup
+	attacker := clientFrom("127.0.0.2")
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range flood / workers {
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhook?secret=guess-"+string(rune('a'+w)), strings.NewReader(body))
+				req.Header.Set("X-Forwarded-For", "127.0.0.3") // spoofed: the valid sender's address
+				resp, err := attacker.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				statuses <- resp.StatusCode
+			}
+		}()
+	}
+	sender := clientFrom("127.0.0.3")
+	for i := range valid {
+		// Distinct bodies, so none is a duplicate delivery.
+		b := strings.Replace(body, `"pushed_at": `, `"pushed_at": 1`+strings.Repeat("0", i%5), 1)
+		b = strings.Replace(b, `"tag": "1.4.2"`, `"tag": "1.4.`+string(rune('a'+i))+`"`, 1)
+		resp, err := sender.Post(srv.URL+"/webhook?secret="+dockerHubURL, "application/json", strings.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Errorf("valid webhook %d during the flood: %s %s", i, resp.Status, msg)
+		}
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	t.Logf("flood answers: %v", count)
+	// Failures racing in before the first is recorded can pass the burst, at most by the
+	// requests one address may have in flight.
+	if count[http.StatusUnauthorized] < 5 || count[http.StatusUnauthorized] > 5+workers {
+		t.Errorf("%d answers 401, want the burst of 5 (plus at most %d in flight)", count[http.StatusUnauthorized], workers)
+	}
+	if count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != flood {
+		t.Errorf("flood answers %v, want only 401 and 429", count)
+	}
+	if n := len(d.requests()); n != valid {
+		t.Errorf("%d deploys requested, want %d", n, valid)
+	}
+	refused := counters.Refused()
+	if refused["rate_limited"] != uint64(count[http.StatusTooManyRequests]) || refused["unauthorized"] != uint64(count[http.StatusUnauthorized]) {
+		t.Errorf("counters %v disagree with the answers %v", refused, count)
+	}
+	// The limiter and the log use the real peer, never the spoofed header.
+	out := logs.String()
+	if !strings.Contains(out, `rate-limited after repeated failed authentications" remote=127.0.0.2:`) ||
+		!strings.Contains(out, "limiter_key=127.0.0.2") || strings.Contains(out, "limiter_key=127.0.0.3") {
+		t.Errorf("log does not name the real address as the limited one:\n%.2000s", out)
+	}
+	if !strings.Contains(out, "outside TRUSTED_PROXIES") {
+		t.Error("no warning about ignored forwarding headers")
+	}
+	// A valid credential from the limited address is refused unchecked (no oracle for a guesser).
+	resp, err := attacker.Post(srv.URL+"/webhook?secret="+dockerHubURL, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("valid credential from the limited address: %s, want 429", resp.Status)
+	}
+}
+
+// TestTrustedProxyForwardingIsBelieved: behind a trusted proxy, the limit applies to the
+// client the proxy names, so one abuser does not lock out the proxy's other clients.
+func TestTrustedProxyForwardingIsBelieved(t *testing.T) {
+	proxies, _ := ParseTrustedProxies("127.0.0.5")
+	d := &recordingDeployer{}
+	var logs syncLog
+	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{AuthBurst: 1, AuthRefill: time.Hour, TrustedProxies: proxies}}
+	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.NewTextHandler(&logs, nil))))
+	defer srv.Close()
+	body := string(fixture(t, "dockerhub-push.json"))
+	proxy := clientFrom("127.0.0.5")
+	post := func(client, secret string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhook?secret="+secret, strings.NewReader(body))
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := proxy.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := post("203.0.113.66", "wrong"); s != http.StatusUnauthorized {
+		t.Fatalf("first failure: %d", s)
+	}
+	if s := post("203.0.113.66", "wrong"); s != http.StatusTooManyRequests {
+		t.Errorf("second failure from the same client: %d, want 429", s)
+	}
+	if s := post("203.0.113.77", dockerHubURL); s != http.StatusAccepted {
+		t.Errorf("another client through the same proxy: %d, want 202", s)
+	}
+	if !strings.Contains(logs.String(), "remote=203.0.113.66") {
+		t.Errorf("log does not name the forwarded client:\n%s", logs.String())
+	}
+}
+
+// syncLog collects log output from concurrent handlers.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
