@@ -18,7 +18,7 @@ func (d *Deployer) DeployService(ctx context.Context, service, ref string) (Tick
 	if ref == "" {
 		ref = image
 	}
-	req, err := requestFor(ref)
+	req, err := RequestFor(ref)
 	if err != nil {
 		return Ticket{}, err
 	}
@@ -72,8 +72,8 @@ func (d *Deployer) findService(ctx context.Context, service string) (key, image 
 		strings.Join(slices.Sorted(maps.Keys(images)), ", "))
 }
 
-// requestFor turns an image reference (repo:tag, optionally @digest) into a push request.
-func requestFor(ref string) (Request, error) {
+// RequestFor turns an image reference (repo:tag, optionally @digest) into a push request.
+func RequestFor(ref string) (Request, error) {
 	r, err := parseImageRef(ref)
 	if err != nil {
 		return Request{}, Errorf(KindInvalid, "%w", err)

@@ -40,6 +40,8 @@ type Config struct {
 	Now func() time.Time
 	// RecentDeliveries is how many delivery ids are remembered to spot repeats; 4096 when 0.
 	RecentDeliveries int
+	// Ops are the status API and metrics.
+	Ops Ops
 }
 
 // source is one kind of webhook sender: how it proves who it is and what its payload means.
@@ -107,6 +109,7 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 			return
 		}
 		attrs = append(attrs, "source", src.name())
+		noteSource(r, src.name())
 		if err := src.enabled(); err != nil {
 			writeError(w, log, err, attrs...)
 			return
