@@ -78,9 +78,9 @@ type config struct {
 	DockerConfig  string        `envconfig:"DOCKER_CONFIG"`
 
 	// Secrets with a _FILE variant (see secretVar); not envconfig's.
-	APIToken     handler.Secret          `ignored:"true"`
-	RegistryAuth handler.Secret          `ignored:"true"`
-	Notify       []deployer.NotifyTarget `ignored:"true"`
+	APIToken        handler.Secret          `ignored:"true"`
+	PullCredentials handler.Secret          `ignored:"true"`
+	Notify          []deployer.NotifyTarget `ignored:"true"`
 
 	// Webhook credentials, one variable per sender kind (see credentialVars); not envconfig's.
 	Webhooks handler.Config `ignored:"true"`
@@ -113,7 +113,7 @@ func ownVars() []string {
 	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "PROJECTS", "SKIP_PROJECTS", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
 		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG", "STATE_DIR", "HEALTH_TIMEOUT", "HEALTH_SETTLE", "KEEP_IMAGES", "RETRY_FOR", "BERTH_TEST_CRASH_AFTER",
 		"HISTORY_LIMIT", "METRICS_ADDR", "NOTIFY_TIMEOUT", "DRY_RUN", "OPT_IN",
-		"API_TOKEN", "API_TOKEN_FILE", "REGISTRY_AUTH", "REGISTRY_AUTH_FILE", "NOTIFY_URLS", "NOTIFY_URLS_FILE"}
+		"API_TOKEN", "API_TOKEN_FILE", "PULL_CREDENTIALS", "PULL_CREDENTIALS_FILE", "NOTIFY_URLS", "NOTIFY_URLS_FILE"}
 	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
 	}
@@ -166,11 +166,11 @@ func (c *config) loadOps() error {
 	if c.APIToken = handler.Secret(strings.TrimSpace(token)); c.APIToken != "" && len(c.APIToken) < minSecretLen {
 		return fmt.Errorf("API_TOKEN is too short (%d characters); use at least %d, e.g. from `openssl rand -hex 24`", len(c.APIToken), minSecretLen)
 	}
-	auth, err := secretVar("REGISTRY_AUTH")
+	auth, err := secretVar("PULL_CREDENTIALS")
 	if err != nil {
 		return err
 	}
-	c.RegistryAuth = handler.Secret(auth)
+	c.PullCredentials = handler.Secret(auth)
 	urls, err := secretVar("NOTIFY_URLS")
 	if err != nil {
 		return err
@@ -185,7 +185,7 @@ func (c *config) loadOps() error {
 }
 
 // credentials are the registry logins for pulls: DOCKER_CONFIG's config.json (default
-// ~/.docker), then REGISTRY_AUTH.
+// ~/.docker), then PULL_CREDENTIALS.
 func (c config) credentials() (deployer.Credentials, error) {
 	dir := c.DockerConfig
 	if dir == "" {
@@ -193,7 +193,7 @@ func (c config) credentials() (deployer.Credentials, error) {
 			dir = filepath.Join(home, ".docker")
 		}
 	}
-	return deployer.LoadCredentials(dir, string(c.RegistryAuth))
+	return deployer.LoadCredentials(dir, string(c.PullCredentials))
 }
 
 // validate rejects values envconfig lets through (its required accepts an empty string).

@@ -53,7 +53,7 @@ func LoadCredentials(dir, env string) (Credentials, error) {
 		host, login, ok := strings.Cut(entry, "=")
 		user, pass, ok2 := strings.Cut(login, ":")
 		if !ok || !ok2 || host == "" || user == "" {
-			return c, fmt.Errorf("REGISTRY_AUTH entry %d is not host=user:password", len(c.byHost)+1)
+			return c, fmt.Errorf("PULL_CREDENTIALS entry %d is not host=user:password", len(c.byHost)+1)
 		}
 		c.byHost[registryHost(host)] = registry.AuthConfig{Username: user, Password: pass, ServerAddress: host}
 	}
@@ -88,7 +88,7 @@ func (c Credentials) addConfig(path string, b []byte) error {
 	for key, helper := range cfg.CredHelpers {
 		if _, ok := c.byHost[registryHost(key)]; !ok {
 			return fmt.Errorf("%s keeps the login of %s in credential helper %q, which berth cannot run; write the login into auths "+
-				"(docker login with no credsStore) or set REGISTRY_AUTH", path, key, helper)
+				"(docker login with no credsStore) or set PULL_CREDENTIALS", path, key, helper)
 		}
 	}
 	return nil
@@ -117,9 +117,9 @@ func (c Credentials) explain(ref string, err error) error {
 	}
 	host := hostOf(ref)
 	if _, ok := c.byHost[host]; ok {
-		return Errorf(KindForbidden, "%w; registry %s refused berth's login: check the credentials for it in DOCKER_CONFIG's config.json or REGISTRY_AUTH", err, host)
+		return Errorf(KindForbidden, "%w; registry %s refused berth's login: check the credentials for it in DOCKER_CONFIG's config.json or PULL_CREDENTIALS", err, host)
 	}
-	return Errorf(KindForbidden, "%w; berth has no login for registry %s: add one to DOCKER_CONFIG's config.json or set REGISTRY_AUTH=%s=user:password", err, host, host)
+	return Errorf(KindForbidden, "%w; berth has no login for registry %s: add one to DOCKER_CONFIG's config.json or set PULL_CREDENTIALS=%s=user:password", err, host, host)
 }
 
 // hostOf is the registry host of an image reference; docker.io for Docker Hub images.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -101,6 +102,8 @@ type Notifier struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	closed  bool
+	ctx     context.Context // ends sends in flight when Close gives up
+	cancel  context.CancelFunc
 }
 
 // notifyQueue bounds the events waiting per target; past it, new ones are dropped and logged.
@@ -121,6 +124,7 @@ func NewNotifier(targets []NotifyTarget, o NotifyOptions) *Notifier {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Notifier{opts: o, client: &http.Client{Timeout: o.Timeout}, targets: targets}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	for _, t := range targets {
 		q := make(chan Event, notifyQueue)
 		n.queues = append(n.queues, q)
@@ -152,7 +156,8 @@ func (n *Notifier) Notify(r Record) {
 	}
 }
 
-// Close stops taking events and waits until the queued ones are sent or ctx ends.
+// Close stops taking events and waits until the queued ones are sent or ctx ends, when it
+// abandons the rest.
 func (n *Notifier) Close(ctx context.Context) error {
 	n.mu.Lock()
 	if !n.closed {
@@ -168,6 +173,8 @@ func (n *Notifier) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		n.cancel()
+		<-done
 		return fmt.Errorf("notifications still queued: %w", ctx.Err())
 	}
 }
@@ -201,7 +208,10 @@ func (n *Notifier) send(t NotifyTarget, q <-chan Event) {
 				n.opts.Logger.Warn("notification failed", "target", t, "deploy", ev.Deploy, "attempts", attempt, "err", err)
 				break
 			}
-			time.Sleep(backoff)
+			select {
+			case <-time.After(backoff):
+			case <-n.ctx.Done():
+			}
 			backoff *= 2
 		}
 	}
@@ -209,13 +219,20 @@ func (n *Notifier) send(t NotifyTarget, q <-chan Event) {
 
 // post sends one attempt; retry says whether another attempt may succeed.
 func (n *Notifier) post(u string, body []byte) (retry bool, err error) {
-	resp, err := n.client.Post(u, "application/json", bytes.NewReader(body))
+	if n.ctx.Err() != nil {
+		return false, n.ctx.Err()
+	}
+	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		// The URL may hold a secret; the client's error repeats it.
+		return false, errors.New("bad URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.client.Do(req)
+	if err != nil {
+		// The URL may hold a secret and the client's error repeats it: keep only the cause.
 		var ue *url.Error
-		if e, ok := err.(*url.Error); ok {
-			ue = e
-			return true, fmt.Errorf("post: %w", ue.Err)
+		if errors.As(err, &ue) {
+			err = ue.Err
 		}
 		return true, fmt.Errorf("post: %w", err)
 	}
