@@ -290,3 +290,54 @@ func TestOperatorSurface(t *testing.T) {
 		t.Errorf("web after the failed deploy and a restart = %+v, want version 2 running", webAgain.Containers)
 	}
 }
+
+// TestSemverTagPolicy: a service labelled berth.tag-policy=semver takes a push of its moving tag
+// only when the image's version label is greater than the running one's; a refused push leaves
+// the container and the local tag on the running image.
+func TestSemverTagPolicy(t *testing.T) {
+	eng := deployertest.Engine(t)
+	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	ctx := context.Background()
+	tag := deployertest.UniqueTag("semver")
+	version := func(v string) string { return fmt.Sprintf("LABEL org.opencontainers.image.version=%q", v) }
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1.1.0", version("1.1.0"))
+	project := strings.ReplaceAll(tag, "-", "")
+	dir := writeProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    labels: {berth.tag-policy: semver}\n", tag))
+	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
+	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": dir, "API_TOKEN": testToken})
+	runningImage := func() string {
+		var st deployer.ServiceStatus
+		apiGet(t, url+"/api/services/web", testToken, &st)
+		if len(st.Containers) != 1 {
+			t.Fatalf("web containers = %+v", st.Containers)
+		}
+		return st.Containers[0].ImageID
+	}
+	v110 := runningImage()
+	var deploys struct{ Deploys []deployer.Record }
+	pushAndWait := func(body, v string, n int) deployer.Record {
+		deployertest.PushHTTPImage(t, eng, "acme/web", tag, body, version(v))
+		if status, answer := post(t, url+"/webhook?secret="+testSecret,
+			strings.Replace(dockerHubPayload(t, tag), `"pushed_at": 1795183407`, fmt.Sprintf(`"pushed_at": %d`, 1795183407+n), 1)); status != http.StatusAccepted {
+			t.Fatalf("webhook answered %d %s", status, answer)
+		}
+		deployertest.Eventually(t, "the deploy record", 60*time.Second, func() bool {
+			apiGet(t, url+"/api/deploys", testToken, &deploys)
+			return len(deploys.Deploys) == n
+		})
+		return deploys.Deploys[0]
+	}
+	if r := pushAndWait("version 1.0.0", "1.0.0", 1); r.Outcome != deployer.OutcomeSkipped || !strings.Contains(r.Error, "not greater than running version 1.1.0") {
+		t.Errorf("older version: %+v, want skipped", r)
+	}
+	if img, err := eng.ImageInspect(ctx, "acme/web:"+tag); err != nil || img.ID != v110 || runningImage() != v110 {
+		t.Errorf("after a refused push the tag or the container left version 1.1.0 (err %v)", err)
+	}
+	if r := pushAndWait("version 1.2.0", "1.2.0", 2); r.Outcome != deployer.OutcomeDeployed {
+		t.Errorf("newer version: %+v, want deployed", r)
+	}
+	if runningImage() == v110 {
+		t.Error("version 1.2.0 was not deployed")
+	}
+}

@@ -21,6 +21,12 @@ type Credentials struct {
 	byHost map[string]registry.AuthConfig
 }
 
+// String names the hosts only; passwords never print.
+func (c Credentials) String() string { return "logins for " + strings.Join(c.Hosts(), ",") }
+
+// GoString is String, for %#v.
+func (c Credentials) GoString() string { return c.String() }
+
 // LogValue names the hosts only; passwords never reach a log.
 func (c Credentials) LogValue() slog.Value { return slog.StringValue(strings.Join(c.Hosts(), ",")) }
 
