@@ -182,7 +182,9 @@ func TestCLI(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, project+"/web") || !strings.Contains(r.stdout, project+"-web-1 running") {
 		t.Errorf("berth status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	var deploys struct{ Deploys []struct{ Outcome, Source string } }
+	var deploys struct {
+		Deploys []struct{ Outcome, Source string }
+	}
 	apiGet(t, url+"/api/deploys", testToken, &deploys)
 	if len(deploys.Deploys) != 3 || deploys.Deploys[0].Outcome != "failed" || deploys.Deploys[1].Outcome != "deployed" ||
 		deploys.Deploys[2].Outcome != "would-deploy" || deploys.Deploys[0].Source != "cli" {
