@@ -184,16 +184,22 @@ func (c *config) loadOps() error {
 	return c.validate()
 }
 
-// credentials are the registry logins for pulls: DOCKER_CONFIG's config.json (default
-// ~/.docker), then PULL_CREDENTIALS.
+// credentials are the registry logins for pulls: the config.json at REGISTRY_AUTH_CONFIG, else
+// DOCKER_CONFIG's (default ~/.docker), then PULL_CREDENTIALS.
 func (c config) credentials() (deployer.Credentials, error) {
-	dir := c.DockerConfig
-	if dir == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			dir = filepath.Join(home, ".docker")
+	path := c.RegistryConfig
+	if path == "" {
+		dir := c.DockerConfig
+		if dir == "" {
+			if home, err := os.UserHomeDir(); err == nil {
+				dir = filepath.Join(home, ".docker")
+			}
+		}
+		if dir != "" {
+			path = filepath.Join(dir, "config.json")
 		}
 	}
-	return deployer.LoadCredentials(dir, string(c.PullCredentials))
+	return deployer.LoadCredentials(path, string(c.PullCredentials))
 }
 
 // validate rejects values envconfig lets through (its required accepts an empty string).
@@ -441,7 +447,8 @@ func wire(ctx, deployCtx context.Context, environ []string, stderr io.Writer, mo
 	if err != nil {
 		w.log.Warn("cannot tell which compose service berth runs as; a push of berth's own image could stop berth mid-deploy", "err", err)
 	}
-	var registryAuth deployer.RegistryAuth
+	// The swarm backend forwards the pull logins, unless its own REGISTRY_AUTH_CONFIG says otherwise.
+	registryAuth := deployer.RegistryAuth(creds.ForHost)
 	if cfg.RegistryConfig != "" {
 		if registryAuth, err = deployer.LoadRegistryAuth(cfg.RegistryConfig); err != nil {
 			return nil, fmt.Errorf("REGISTRY_AUTH_CONFIG: %w", err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -33,17 +32,16 @@ func (c Credentials) LogValue() slog.Value { return slog.StringValue(strings.Joi
 // Hosts lists the registry hosts berth has credentials for.
 func (c Credentials) Hosts() []string { return slices.Sorted(maps.Keys(c.byHost)) }
 
-// LoadCredentials reads the static logins ("auths") of the docker config.json in dir (the file
+// LoadCredentials reads the static logins ("auths") of the docker config.json at path (the file
 // `docker login` writes; a missing file is no logins) and adds env, a comma-separated list of
 // host=user:password that wins over the file for its hosts. Credential helpers cannot run in
 // berth's image, so a host whose login lives in one is an error naming it.
-func LoadCredentials(dir, env string) (Credentials, error) {
+func LoadCredentials(path, env string) (Credentials, error) {
 	c := Credentials{byHost: map[string]registry.AuthConfig{}}
-	if dir != "" {
-		path := filepath.Join(dir, "config.json")
+	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil && !os.IsNotExist(err) {
-			return c, fmt.Errorf("DOCKER_CONFIG: %w", err)
+			return c, fmt.Errorf("registry logins: %w", err)
 		}
 		if err == nil {
 			if err := c.addConfig(path, b); err != nil {
@@ -100,9 +98,10 @@ func (c Credentials) addConfig(path string, b []byte) error {
 	return nil
 }
 
-// header is the X-Registry-Auth value for pulling ref, "" when berth has no login for its host.
-func (c Credentials) header(ref string) string {
-	a, ok := c.byHost[hostOf(ref)]
+// ForHost is the X-Registry-Auth value for a registry host, "" when berth has no login for it;
+// it is a RegistryAuth, so the swarm backend forwards the same logins.
+func (c Credentials) ForHost(host string) string {
+	a, ok := c.byHost[host]
 	if !ok {
 		return ""
 	}
@@ -112,6 +111,9 @@ func (c Credentials) header(ref string) string {
 	}
 	return base64.URLEncoding.EncodeToString(j)
 }
+
+// header is the X-Registry-Auth value for pulling ref, "" when berth has no login for its host.
+func (c Credentials) header(ref string) string { return c.ForHost(hostOf(ref)) }
 
 // explain adds to a failed pull what berth knows about its login to the image's registry,
 // when the registry refused it for want of one.

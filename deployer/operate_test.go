@@ -179,7 +179,7 @@ func TestLoadCredentials(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := LoadCredentials(dir, "ghcr.io=carol:pw3, 127.0.0.1:5001=dan:pw:4")
+	c, err := LoadCredentials(filepath.Join(dir, "config.json"), "ghcr.io=carol:pw3, 127.0.0.1:5001=dan:pw:4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,12 +203,12 @@ func TestLoadCredentials(t *testing.T) {
 	if strings.Contains(fmt.Sprint(c), "pw") {
 		t.Errorf("credentials print their passwords: %v", c)
 	}
-	if _, err := LoadCredentials(t.TempDir(), "ghcr.io"); err == nil {
+	if _, err := LoadCredentials("", "ghcr.io"); err == nil {
 		t.Error("PULL_CREDENTIALS entry without user:password accepted")
 	}
 	helperDir := t.TempDir()
 	_ = os.WriteFile(filepath.Join(helperDir, "config.json"), []byte(`{"credHelpers": {"ghcr.io": "gh"}}`), 0o600)
-	if _, err := LoadCredentials(helperDir, ""); err == nil || !strings.Contains(err.Error(), `credential helper "gh"`) {
+	if _, err := LoadCredentials(filepath.Join(helperDir, "config.json"), ""); err == nil || !strings.Contains(err.Error(), `credential helper "gh"`) {
 		t.Errorf("credential helper: %v", err)
 	}
 }
