@@ -174,7 +174,11 @@ func TestOperatorSurface(t *testing.T) {
 	if r := deploys.Deploys[0]; r.Outcome != deployer.OutcomeDeployed || r.Service != "web" || r.Project != project || r.Tag != tag || r.Source != "dockerhub" {
 		t.Errorf("history record = %+v, want web deployed from dockerhub", r)
 	}
-	<-hungSeen // the dead URL has the event and holds it …
+	select { // the dead URL has the event and holds it …
+	case <-hungSeen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the hung notification URL was never called")
+	}
 	deployertest.Eventually(t, "the notifications in every format", 30*time.Second, func() bool {
 		return len(plain.got()) == 1 && len(slack.got()) == 1 && len(discord.got()) == 1
 	}) // … while the others got theirs: it delays nothing.
