@@ -18,16 +18,6 @@ import (
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
-// buildBerth compiles berth into a temporary directory, as a user would build it.
-func buildBerth(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // cliResult is what one run of the berth binary did.
 type cliResult struct {
 	code           int
