@@ -4,7 +4,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,7 +19,9 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -58,12 +62,11 @@ type config struct {
 	Backend         string        `envconfig:"BACKEND" default:"auto"`     // auto, compose or swarm
 	SwarmTimeout    time.Duration `envconfig:"SWARM_TIMEOUT" default:"5m"` // bound on a swarm update, and on its rollback
 	RegistryConfig  string        `envconfig:"REGISTRY_AUTH_CONFIG"`       // a docker config.json whose credentials go to the swarm
-	StateDir        string        `envconfig:"STATE_DIR"`                  // deploy journals and replaced-image lists; the compose file mounts a volume
+	StateDir        string        `envconfig:"STATE_DIR"`                  // deploy journals, replaced-image lists and the deploy history; the compose file mounts a volume
 	HealthTimeout   time.Duration `envconfig:"HEALTH_TIMEOUT" default:"60s"`
 	HealthSettle    time.Duration `envconfig:"HEALTH_SETTLE" default:"5s"`
 	KeepImages      int           `envconfig:"KEEP_IMAGES" default:"2"`
 	RetryFor        time.Duration `envconfig:"RETRY_FOR" default:"10m"`
-	APIToken        string        `envconfig:"API_TOKEN"` // the read API's bearer token (image inspection); off when unset
 
 	// The default pre-deploy gate; a service's berth.gate.* labels override it.
 	GateImage   string        `envconfig:"GATE_IMAGE"`
@@ -74,6 +77,18 @@ type config struct {
 
 	// CrashAfter is a test hook: berth kills itself with SIGKILL after this deploy step.
 	CrashAfter string `envconfig:"BERTH_TEST_CRASH_AFTER"`
+
+	HistoryLimit  int           `envconfig:"HISTORY_LIMIT" default:"1000"`
+	MetricsAddr   string        `envconfig:"METRICS_ADDR"` // /metrics on its own listener; unset: on LISTEN_ADDR
+	NotifyTimeout time.Duration `envconfig:"NOTIFY_TIMEOUT" default:"10s"`
+	DryRun        bool          `envconfig:"DRY_RUN"`
+	OptIn         bool          `envconfig:"OPT_IN"` // deploy only services labelled berth.enable=true
+	DockerConfig  string        `envconfig:"DOCKER_CONFIG"`
+
+	// Secrets with a _FILE variant (see secretVar); not envconfig's.
+	APIToken        handler.Secret          `ignored:"true"`
+	PullCredentials handler.Secret          `ignored:"true"`
+	Notify          []deployer.NotifyTarget `ignored:"true"`
 
 	// Webhook credentials, one variable per sender kind (see credentialVars); not envconfig's.
 	Webhooks handler.Config `ignored:"true"`
@@ -107,7 +122,9 @@ func credentialVars() []credentialVar {
 func ownVars() []string {
 	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "PROJECTS", "SKIP_PROJECTS", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
 		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG", "STATE_DIR", "HEALTH_TIMEOUT", "HEALTH_SETTLE", "KEEP_IMAGES", "RETRY_FOR", "BERTH_TEST_CRASH_AFTER",
-		"API_TOKEN", "GATE_IMAGE", "GATE_COMMAND", "GATE_URL", "GATE_TIMEOUT", "GATE_NETWORK"}
+		"API_TOKEN", "GATE_IMAGE", "GATE_COMMAND", "GATE_URL", "GATE_TIMEOUT", "GATE_NETWORK",
+		"HISTORY_LIMIT", "METRICS_ADDR", "NOTIFY_TIMEOUT", "DRY_RUN", "OPT_IN",
+		"API_TOKEN_FILE", "PULL_CREDENTIALS", "PULL_CREDENTIALS_FILE", "NOTIFY_URLS", "NOTIFY_URLS_FILE"}
 	vars = append(vars, exposureVars()...)
 	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
@@ -126,22 +143,77 @@ func loadConfig() (config, error) {
 		return c, fmt.Errorf("configuration: %w", err)
 	}
 	for _, v := range credentialVars() {
-		value, file := os.Getenv(v.env), os.Getenv(v.env+"_FILE")
-		if file != "" {
-			if value != "" {
-				return c, fmt.Errorf("%s and %s_FILE are both set; set only one", v.env, v.env)
-			}
-			b, err := os.ReadFile(file)
-			if err != nil {
-				return c, fmt.Errorf("%s_FILE: %w", v.env, err)
-			}
-			// One value per line or comma-separated, as in the variable.
-			value = strings.ReplaceAll(string(b), "\n", ",")
+		value, err := secretVar(v.env)
+		if err != nil {
+			return c, err
 		}
 		*v.dst(&c.Webhooks) = handler.ParseSecrets(value)
 	}
-	c.Webhooks.APIToken = handler.ParseSecrets(c.APIToken)
-	return c, c.validate()
+	return c, c.loadOps()
+}
+
+// secretVar reads a secret from VAR, or from the file VAR_FILE names (lines become commas).
+func secretVar(env string) (string, error) {
+	value, file := os.Getenv(env), os.Getenv(env+"_FILE")
+	if file == "" {
+		return value, nil
+	}
+	if value != "" {
+		return "", fmt.Errorf("%s and %s_FILE are both set; set only one", env, env)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", env, err)
+	}
+	// One value per line or comma-separated, as in the variable.
+	return strings.Trim(strings.ReplaceAll(string(b), "\n", ","), ","), nil
+}
+
+// loadOps reads the operator settings' secrets and validates the whole configuration.
+func (c *config) loadOps() error {
+	token, err := secretVar("API_TOKEN")
+	if err != nil {
+		return err
+	}
+	if c.APIToken = handler.Secret(strings.TrimSpace(token)); c.APIToken != "" && len(c.APIToken) < minSecretLen {
+		return fmt.Errorf("API_TOKEN is too short (%d characters); use at least %d, e.g. from `openssl rand -hex 24`", len(c.APIToken), minSecretLen)
+	}
+	// The image inspection API shares the status API's token.
+	c.Webhooks.APIToken = handler.ParseSecrets(string(c.APIToken))
+	auth, err := secretVar("PULL_CREDENTIALS")
+	if err != nil {
+		return err
+	}
+	c.PullCredentials = handler.Secret(auth)
+	urls, err := secretVar("NOTIFY_URLS")
+	if err != nil {
+		return err
+	}
+	if c.Notify, err = deployer.ParseNotifyTargets(urls); err != nil {
+		return err
+	}
+	if c.HistoryLimit < 1 {
+		return fmt.Errorf("HISTORY_LIMIT=%d must be at least 1", c.HistoryLimit)
+	}
+	return c.validate()
+}
+
+// credentials are the registry logins for pulls: the config.json at REGISTRY_AUTH_CONFIG, else
+// DOCKER_CONFIG's (default ~/.docker), then PULL_CREDENTIALS.
+func (c config) credentials() (deployer.Credentials, error) {
+	path := c.RegistryConfig
+	if path == "" {
+		dir := c.DockerConfig
+		if dir == "" {
+			if home, err := os.UserHomeDir(); err == nil {
+				dir = filepath.Join(home, ".docker")
+			}
+		}
+		if dir != "" {
+			path = filepath.Join(dir, "config.json")
+		}
+	}
+	return deployer.LoadCredentials(path, string(c.PullCredentials))
 }
 
 // validate rejects values envconfig lets through (its required accepts an empty string).
@@ -357,12 +429,26 @@ func (c config) projects(environ []string) []deployer.ProjectSpec {
 // Configuration comes from the process environment (envconfig reads it directly); environ is
 // the environment compose files are interpolated with.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	cmd := "serve"
+	cmd, rest := "serve", []string{}
 	if len(args) > 1 {
-		cmd = args[1]
+		cmd, rest = args[1], args[2:]
+	}
+	if strings.HasPrefix(cmd, "-") && cmd != "-h" && cmd != "--help" && cmd != "--version" {
+		cmd, rest = "serve", args[1:]
 	}
 	switch cmd {
 	case "serve":
+		if err := parseFlags(flag.NewFlagSet("serve", flag.ContinueOnError), rest, stdout, "serve",
+			"Receive registry webhooks and redeploy compose services (the default command)."); err != nil {
+			return noHelp(err)
+		}
+		return serve(ctx, environ, stderr)
+	case "deploy":
+		return runDeploy(ctx, rest, environ, stdout, stderr)
+	case "status":
+		return runStatus(ctx, rest, stdout)
+	case "check":
+		return runCheck(ctx, rest, environ, stdout, stderr)
 	case "socket-proxy":
 		return runSocketProxy(ctx, stderr)
 	case "version", "--version":
@@ -372,49 +458,67 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stdout, usage)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+		return fmt.Errorf("unknown command %q; run berth help", cmd)
 	}
+}
+
+// wiring is what serve and the CLI commands build from the configuration.
+type wiring struct {
+	cfg      config
+	log      *slog.Logger
+	docker   *client.Client
+	deployer *deployer.Deployer
+	history  *deployer.History
+	notifier *deployer.Notifier
+	metrics  *handler.Metrics
+}
+
+// wire reads the configuration and builds the deployer the way every command uses it; the
+// deployer's OnRecord keeps history, counts metrics and queues notifications, then calls more.
+func wire(ctx, deployCtx context.Context, environ []string, stderr io.Writer, more func(deployer.Record)) (*wiring, error) {
 	cfg, err := loadConfig()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	log := cfg.logger(stderr)
-
-	docker, err := client.New(client.FromEnv)
+	w := &wiring{cfg: cfg, log: cfg.logger(stderr)}
+	creds, err := cfg.credentials()
 	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
+		return nil, err
 	}
-	defer docker.Close()
-
-	projects, err := deployer.DetectHostDirs(ctx, docker, cfg.projects(environ))
+	if w.history, err = deployer.OpenHistory(cfg.StateDir, cfg.HistoryLimit); err != nil {
+		return nil, err
+	}
+	if w.docker, err = client.New(client.FromEnv); err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	projects, err := deployer.DetectHostDirs(ctx, w.docker, cfg.projects(environ))
 	if err != nil {
-		return err
+		w.docker.Close()
+		return nil, err
 	}
-	self, err := deployer.FindSelf(ctx, docker)
+	self, err := deployer.FindSelf(ctx, w.docker)
 	if err != nil {
-		log.Warn("cannot tell which compose service berth runs as; a push of berth's own image could stop berth mid-deploy", "err", err)
-	} else if self.Project != "" {
-		log.Info("berth runs as a compose service and will not redeploy it", "project", self.Project, "service", self.Service)
+		w.log.Warn("cannot tell which compose service berth runs as; a push of berth's own image could stop berth mid-deploy", "err", err)
 	}
-
-	var registryAuth deployer.RegistryAuth
+	// The swarm backend forwards the pull logins, unless its own REGISTRY_AUTH_CONFIG says otherwise.
+	registryAuth := deployer.RegistryAuth(creds.ForHost)
 	if cfg.RegistryConfig != "" {
 		if registryAuth, err = deployer.LoadRegistryAuth(cfg.RegistryConfig); err != nil {
-			return fmt.Errorf("REGISTRY_AUTH_CONFIG: %w", err)
+			return nil, fmt.Errorf("REGISTRY_AUTH_CONFIG: %w", err)
 		}
 	}
 	if self.SwarmService != "" {
-		log.Info("berth runs as a swarm service and will not update it", "stack", self.Stack, "service_id", self.SwarmService)
+		w.log.Info("berth runs as a swarm service and will not update it", "stack", self.Stack, "service_id", self.SwarmService)
 	}
-
-	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelDeploys()
-	d := deployer.New(deployCtx, docker, deployer.Options{
+	w.notifier = deployer.NewNotifier(cfg.Notify, deployer.NotifyOptions{Timeout: cfg.NotifyTimeout, Logger: w.log})
+	var d *deployer.Deployer
+	w.metrics = handler.NewMetrics(version(), func() int { return d.QueueDepth() })
+	d = deployer.New(deployCtx, w.docker, deployer.Options{
 		Projects:       projects,
 		Owners:         cfg.Owner,
 		ComposeVersion: cfg.ComposeVersion,
 		Parallel:       cfg.Parallel,
-		Logger:         log,
+		Logger:         w.log,
 		Self:           self,
 		Discover:       cfg.discover(),
 		Filter:         cfg.filter(),
@@ -430,10 +534,44 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		RetryFor:       cfg.RetryFor,
 		CrashAfter:     cfg.CrashAfter,
 		Crash:          func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) },
+		DryRun:         cfg.DryRun,
+		OptIn:          cfg.OptIn,
+		Credentials:    creds,
+		OnRecord: func(r deployer.Record) {
+			if err := w.history.Add(r); err != nil {
+				w.log.Error("deploy history not saved", "err", err)
+			}
+			w.metrics.Observe(r)
+			w.notifier.Notify(r)
+			if more != nil {
+				more(r)
+			}
+		},
 	})
-	if cfg.StateDir == "" {
-		log.Warn("STATE_DIR is not set: a deploy interrupted by a crash is not repaired at the next start")
+	w.deployer = d
+	if self.Project != "" {
+		w.log.Info("berth runs as a compose service and will not redeploy it", "project", self.Project, "service", self.Service)
 	}
+	return w, nil
+}
+
+// close flushes the notifications (bounded by ctx) and closes the engine client.
+func (w *wiring) close(ctx context.Context) {
+	if err := w.notifier.Close(ctx); err != nil {
+		w.log.Warn("notifications abandoned at exit", "err", err)
+	}
+	w.docker.Close()
+}
+
+// serve is `berth serve`.
+func serve(ctx context.Context, environ []string, stderr io.Writer) error {
+	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeploys()
+	w, err := wire(ctx, deployCtx, environ, stderr, nil)
+	if err != nil {
+		return err
+	}
+	cfg, log, d := w.cfg, w.log, w.deployer
 	if err := d.Reconcile(ctx); err != nil {
 		// The engine may not be up yet; each service's next deploy repairs it too.
 		log.Error("repair unfinished deploys", "err", err)
@@ -441,17 +579,36 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if cfg.discover() {
 		logDiscovered(ctx, d, log)
 	}
-
+	if cfg.StateDir == "" {
+		log.Warn("STATE_DIR is not set: a deploy interrupted by a crash is not repaired at the next start, and the deploy history is lost when berth stops")
+	}
+	if cfg.DryRun {
+		log.Warn("DRY_RUN is set: deploys are planned and recorded as would-deploy, nothing is pulled or recreated")
+	}
 	webhooks := cfg.Webhooks
+	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == ""}
 	webhooks.Limits = cfg.Exposure.limits(&handler.Counters{}) // refusal counts, for a metrics endpoint to read
 	srv, err := cfg.Exposure.listen(cfg.ListenAddr, cfg.StateDir, handler.NewServer(webhooks, d, log), log)
 	if err != nil {
 		return err
 	}
+	served := make(chan error, 3)
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("METRICS_ADDR=%s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", w.metrics.Handler())
+		metricsSrv = newHTTPServer(mux, log)
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		go func() { served <- metricsSrv.Serve(mln) }()
+	}
 	log.Info("listening", append(srv.logAttrs(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir,
-		"credentials", strings.Join(cfg.enabledCredentials(), ","))...)
+		"credentials", strings.Join(cfg.enabledCredentials(), ","), "status_api", cfg.APIToken != "", "notify", len(cfg.Notify),
+		"registry_logins", strings.Join(func() []string { c, _ := cfg.credentials(); return c.Hosts() }(), ","))...)
 	srv.warnPlainHTTP(cfg.urlSecretCredentials(), log)
-	served := make(chan error, 2)
 	srv.serve(served)
 
 	select {
@@ -465,15 +622,22 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err := srv.shutdown(stopCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(stopCtx)
+	}
 	if err := d.Wait(stopCtx); err != nil {
 		log.Warn("deploys still running at shutdown were abandoned", "err", err)
 	}
+	w.close(stopCtx)
 	return nil
 }
 
-const usage = `usage: berth [serve|socket-proxy|version|help]
+const usage = `usage: berth [command] [--help]
 
   serve         receive registry webhooks and redeploy compose services (default)
+  deploy        redeploy one service now: berth deploy SERVICE [--image REF]
+  status        show what runs, from a running berth's status API
+  check         validate the configuration, projects, engine and registries; change nothing
   socket-proxy  forward to the Docker socket only the Engine API calls berth makes
   version       print the version
 
@@ -594,4 +758,238 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// parseFlags parses a command's flags. --help prints the command's usage to stdout and
+// returns flag.ErrHelp; a bad flag is one line of error. Flags may follow the arguments.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, synopsis, doc string) error {
+	fs.SetOutput(io.Discard)
+	var positional []string
+	for {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, "usage: berth %s\n\n%s\n", synopsis, doc)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return flag.ErrHelp
+		} else if err != nil {
+			return fmt.Errorf("%s (see berth %s --help)", err, fs.Name())
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional, args = append(positional, fs.Arg(0)), fs.Args()[1:]
+	}
+	_ = fs.Parse(append([]string{"--"}, positional...))
+	return nil
+}
+
+// noHelp turns the --help "error" into success.
+func noHelp(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// runDeploy is `berth deploy SERVICE [--image REF]`: the deploy a push would make, by hand,
+// through the same deployer; it waits for the outcome and fails unless the service deployed.
+func runDeploy(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
+	image := fs.String("image", "", "image to deploy, repository:tag[@digest] (default: the image the compose file names)")
+	if err := parseFlags(fs, args, stdout, "deploy SERVICE [--image REF]",
+		"Redeploy SERVICE (service or project/service) now, as a push of its image would, with the same checks, and wait for the outcome.\n"+
+			"Configuration comes from the same environment as berth serve."); err != nil {
+		return noHelp(err)
+	}
+	if fs.NArg() != 1 {
+		return errors.New("deploy needs exactly one SERVICE (service or project/service); see berth deploy --help")
+	}
+	var mu sync.Mutex
+	var records []deployer.Record
+	w, err := wire(ctx, ctx, environ, stderr, func(r deployer.Record) { mu.Lock(); records = append(records, r); mu.Unlock() })
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.NotifyTimeout*3)
+		defer cancel()
+		w.close(closeCtx)
+	}()
+	t, err := w.deployer.DeployService(ctx, fs.Arg(0), *image)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "deploy %s: %s with %s\n", t.ID, strings.Join(t.Services, ", "), t.Image)
+	if err := w.deployer.Wait(ctx); err != nil {
+		return fmt.Errorf("interrupted while deploy %s runs: %w", t.ID, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, r := range records {
+		fmt.Fprintf(stdout, "%s/%s: %s in %s\n", r.Project, r.Service, r.Outcome, r.Duration.Round(time.Millisecond))
+		if r.Outcome != deployer.OutcomeDeployed && r.Outcome != deployer.OutcomeWouldDeploy && r.Outcome != deployer.OutcomeUpToDate {
+			return fmt.Errorf("%s/%s %s: %s", r.Project, r.Service, r.Outcome, r.Error)
+		}
+	}
+	return nil
+}
+
+// runStatus is `berth status`: it asks a running berth's status API (so it shows what that
+// berth sees, through its mounts and socket) and prints a table.
+func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	defaultURL := os.Getenv("BERTH_URL")
+	if defaultURL == "" {
+		_, port, _ := net.SplitHostPort(os.Getenv("LISTEN_ADDR"))
+		defaultURL = "http://127.0.0.1:" + cmp.Or(port, "8080")
+	}
+	base := fs.String("url", defaultURL, "base URL of the running berth (env BERTH_URL)")
+	asJSON := fs.Bool("json", false, "print the status API's JSON instead of a table")
+	if err := parseFlags(fs, args, stdout, "status [--url URL] [--json]",
+		"Show every service berth serves: image, version, digest, containers, state and health.\n"+
+			"Reads a running berth's status API with the token in API_TOKEN (or API_TOKEN_FILE)."); err != nil {
+		return noHelp(err)
+	}
+	token, err := secretVar("API_TOKEN")
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		return errors.New("API_TOKEN is not set; berth status reads the status API with the token berth serve was given")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*base, "/")+"/api/services", nil)
+	if err != nil {
+		return fmt.Errorf("--url %s: %w", *base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("no berth answers at %s: %w", *base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read status: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("berth at %s answered %s: %s", *base, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if *asJSON {
+		_, err := stdout.Write(body)
+		return err
+	}
+	var ans struct {
+		Services []deployer.ServiceStatus `json:"services"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil {
+		return fmt.Errorf("berth at %s answered no status JSON: %w", *base, err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tIMAGE\tVERSION\tDIGEST\tCREATED\tDEPLOYS\tCONTAINERS")
+	for _, s := range ans.Services {
+		var cs []string
+		for _, c := range s.Containers {
+			cs = append(cs, c.Name+" "+c.State+strings.TrimSuffix(" "+c.Health, " "))
+		}
+		digest := s.RepoDigest
+		if _, d, ok := strings.Cut(digest, "@sha256:"); ok && len(d) > 12 {
+			digest = d[:12]
+		}
+		created := ""
+		if !s.ImageCreated.IsZero() {
+			created = s.ImageCreated.UTC().Format(time.DateTime)
+		}
+		deploys := "yes"
+		if !s.Deploys {
+			deploys = "no"
+		}
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Project, s.Service, s.Image, cmp.Or(s.ImageLabels["org.opencontainers.image.version"], "-"),
+			cmp.Or(digest, "-"), cmp.Or(created, "-"), deploys+" ("+s.TagPolicy+")", cmp.Or(strings.Join(cs, ", "), "none"))
+	}
+	return tw.Flush()
+}
+
+// runCheck is `berth check`: it validates what berth serve would run with, and changes nothing.
+func runCheck(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	push := fs.String("push", "", "also print which services a push of this image (repository:tag) would redeploy")
+	if err := parseFlags(fs, args, stdout, "check [--push REF]",
+		"Validate the environment, the compose project(s), the engine, registry logins, start-first and the hash rule,\n"+
+			"and say which services a push would redeploy. Nothing is pulled, created or changed."); err != nil {
+		return noHelp(err)
+	}
+	w, err := wire(ctx, ctx, environ, stderr, nil)
+	if err != nil {
+		return err
+	}
+	defer w.close(ctx)
+	problems := 0
+	report := func(ok bool, format string, a ...any) {
+		mark := "ok  "
+		if !ok {
+			mark = "FAIL"
+			problems++
+		}
+		fmt.Fprintf(stdout, "%s %s\n", mark, fmt.Sprintf(format, a...))
+	}
+	report(true, "configuration: OWNER=%s, senders %s, status API %v, %d notification URL(s), dry run %v, opt-in %v",
+		strings.Join(w.cfg.Owner, ","), strings.Join(w.cfg.enabledCredentials(), ","), w.cfg.APIToken != "", len(w.cfg.Notify), w.cfg.DryRun, w.cfg.OptIn)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if ping, err := w.docker.Ping(pingCtx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		report(false, "engine at %s does not answer: %v", w.docker.DaemonHost(), err)
+		return fmt.Errorf("check found %d problem(s)", problems)
+	} else {
+		report(true, "engine at %s answers (API %s)", w.docker.DaemonHost(), ping.APIVersion)
+	}
+	projects, err := w.deployer.Projects(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range projects {
+		switch {
+		case !p.Allowed:
+			fmt.Fprintf(stdout, "skip project %s: not allowed by PROJECTS/SKIP_PROJECTS\n", p.Name)
+		case p.Problem != "":
+			report(false, "project %s: %s", cmp.Or(p.Name, p.Spec.Dir), p.Problem)
+		default:
+			report(true, "project %s loads (%s)", p.Name, strings.Join(p.ConfigFiles, ", "))
+		}
+	}
+	services, err := w.deployer.CheckServices(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range services {
+		name := s.Project + "/" + s.Service
+		if s.Skipped != "" {
+			fmt.Fprintf(stdout, "skip %s: %s\n", name, s.Skipped)
+			continue
+		}
+		if s.Registry != nil {
+			report(false, "%s: %v", name, s.Registry)
+		} else {
+			report(true, "%s: %s resolves in its registry; tag policy %s", name, s.Image, s.TagPolicy)
+		}
+		// HOOK(rollout): report deployer.StartFirstProblem for the service once it is on main.
+		// HOOK(versions): report deployer.HashRule(version) for the project once it is on main.
+	}
+	if *push != "" {
+		req, err := deployer.RequestFor(*push)
+		if err != nil {
+			return err
+		}
+		t, err := w.deployer.Plan(ctx, req)
+		if err != nil {
+			report(false, "a push of %s: %v", *push, err)
+		} else if len(t.Services) == 0 {
+			fmt.Fprintf(stdout, "a push of %s would redeploy nothing\n", t.Image)
+		} else {
+			fmt.Fprintf(stdout, "a push of %s would redeploy: %s\n", t.Image, strings.Join(t.Services, ", "))
+		}
+	}
+	if problems > 0 {
+		return fmt.Errorf("check found %d problem(s)", problems)
+	}
+	return nil
 }

@@ -81,6 +81,10 @@ type Options struct {
 	// ForceRecreate recreates a service even when it already runs the pulled image with the
 	// current config (compose's up --force-recreate), for parity checks; pushes never set it.
 	ForceRecreate bool
+
+	DryRun      bool        // plan and record deploys as OutcomeWouldDeploy, changing nothing on the engine
+	OptIn       bool        // deploy only services labelled berth.enable=true
+	Credentials Credentials // registry logins for pulls
 }
 
 // Deployer matches pushes to compose services and redeploys them through the Engine API.
@@ -115,6 +119,9 @@ type Deployer struct {
 	loads         *projectLoads // Deploy's project loads, shared by calls that arrive together
 	keychain      authn.Keychain
 	gate          GateConfig // the default pre-deploy gate
+	dryRun        bool
+	optIn         bool
+	creds         Credentials
 }
 
 type job struct {
@@ -150,7 +157,8 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout),
 		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
-		replaced: map[string][]string{}}
+		replaced: map[string][]string{},
+		dryRun:   o.DryRun, optIn: o.OptIn, creds: o.Credentials}
 	if d.keychain == nil {
 		d.keychain = authn.DefaultKeychain
 		if o.RegistryAuth != nil {
@@ -167,17 +175,40 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 // and tag, and queues a redeploy of each. It returns at once; the deploys run in the background.
 // A request no service uses returns a Ticket with no services and no error.
 func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
+	t, jobs, err := d.match(ctx, req)
+	if err != nil {
+		return Ticket{}, err
+	}
+	d.submit(t, jobs)
+	return t, nil
+}
+
+func (d *Deployer) submit(t Ticket, jobs []job) {
+	for i, j := range jobs {
+		coalesced := d.queue.submit(t.Services[i], j)
+		d.log.Info("deploy queued", "deploy", t.ID, "service", t.Services[i], "image", t.Image, "coalesced", coalesced)
+	}
+}
+
+// Plan says which services a push would redeploy, without queueing anything (berth check --push).
+func (d *Deployer) Plan(ctx context.Context, req Request) (Ticket, error) {
+	t, _, err := d.match(ctx, req)
+	return t, err
+}
+
+// match checks req and finds the jobs it calls for, one per service, in t.Services' order.
+func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error) {
 	pushed, err := parseImageRef(req.Repository + ":" + req.Tag)
 	if err != nil || req.Tag == "" {
-		return Ticket{}, Errorf(KindInvalid, "pushed image %q with tag %q is not a valid image reference", req.Repository, req.Tag)
+		return Ticket{}, nil, Errorf(KindInvalid, "pushed image %q with tag %q is not a valid image reference", req.Repository, req.Tag)
 	}
 	if req.Digest != "" {
 		if _, err := pinnedRef(req.Repository, req.Digest); err != nil {
-			return Ticket{}, err
+			return Ticket{}, nil, err
 		}
 	}
 	if ns := firstSegment(pushed.Namespace()); !slices.Contains(d.owners, ns) {
-		return Ticket{}, Errorf(KindForbidden, "OWNER=%s does not allow namespace %s; set OWNER=%s to allow it",
+		return Ticket{}, nil, Errorf(KindForbidden, "OWNER=%s does not allow namespace %s; set OWNER=%s to allow it",
 			strings.Join(d.owners, ","), ns, strings.Join(append(slices.Clone(d.owners), ns), ","))
 	}
 	t := Ticket{ID: newID(), Image: pushed.Familiar(), Services: []string{}}
@@ -185,11 +216,11 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 	var skipped []string
 	specs, err := d.projectSpecs(ctx)
 	if err != nil {
-		return Ticket{}, err
+		return Ticket{}, nil, err
 	}
 	jobs, skipped, err = d.swarmJobs(ctx, &t, req, pushed)
 	if err != nil {
-		return Ticket{}, err
+		return Ticket{}, nil, err
 	}
 	for _, spec := range specs {
 		p, err := d.loads.get(ctx, spec)
@@ -198,7 +229,7 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 			continue
 		}
 		if err != nil {
-			return Ticket{}, err
+			return Ticket{}, nil, err
 		}
 		if !d.filter.allows(p.Name) {
 			d.log.Debug("project not allowed by PROJECTS/SKIP_PROJECTS; skipped", "project", p.Name)
@@ -207,6 +238,10 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 			ref, err := parseImageRef(p.Services[name].Image)
 			if err != nil || !tracksTag(ref, pushed) {
+				continue
+			}
+			if why := d.selects(p.Services[name].Labels); why != "" {
+				d.log.Info("service not deployed: "+why, "project", p.Name, "service", name)
 				continue
 			}
 			if d.self.isSelf(p.Name, name, ref) {
@@ -221,7 +256,7 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 		err := Errorf(KindConflict, "%s runs berth itself (or the socket proxy it talks through); berth does not update the service "+
 			"serving this request. Update it from a manager node: `docker service update --image %s <service>`", strings.Join(skipped, ", "), t.Image)
 		if len(jobs) == 0 {
-			return Ticket{}, err
+			return Ticket{}, nil, err
 		}
 		d.log.Warn("push matches berth's own services; deploying the others only", "deploy", t.ID, "skipped", strings.Join(skipped, ","), "err", err)
 	} else if len(skipped) > 0 {
@@ -229,15 +264,11 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 			"the container serving this request. Update it from the host: run `docker compose pull && docker compose up -d` in project %s",
 			strings.Join(skipped, ", "), d.self.Project)
 		if len(jobs) == 0 {
-			return Ticket{}, err
+			return Ticket{}, nil, err
 		}
 		d.log.Warn("push matches berth's own services; deploying the others only", "deploy", t.ID, "skipped", strings.Join(skipped, ","), "err", err)
 	}
-	for i, j := range jobs {
-		coalesced := d.queue.submit(t.Services[i], j)
-		d.log.Info("deploy queued", "deploy", t.ID, "service", t.Services[i], "image", t.Image, "coalesced", coalesced)
-	}
-	return t, nil
+	return t, jobs, nil
 }
 
 // projectSpecs is the projects a push is matched against: the configured ones, or the ones
@@ -315,13 +346,30 @@ func (d *Deployer) runJob(ctx context.Context, j job) {
 	if j.swarmService != "" {
 		rec.Backend = BackendSwarm
 		var err error
-		rec.Outcome, err = d.updateService(ctx, log, j, &rec)
+		if d.dryRun {
+			log.Info("dry run: would update swarm service", "service_id", j.swarmService, "ref", j.image.Familiar())
+			rec.Outcome = OutcomeWouldDeploy
+		} else {
+			rec.Outcome, err = d.updateService(ctx, log, j, &rec)
+		}
 		rec.Duration = time.Since(rec.Started)
 		if err != nil {
 			rec.Error = err.Error()
 			log.Error("deploy failed", "outcome", rec.Outcome, "err", err, "took", rec.Duration)
 		} else {
-			log.Info("deploy done", "took", rec.Duration)
+			log.Info("deploy "+rec.Outcome, "took", rec.Duration)
+		}
+		d.onRecord(rec)
+		return
+	}
+	// A dry run, or a push the tag policy refuses, ends here.
+	if outcome, err := d.precheck(ctx, log, j); outcome != "" {
+		rec.Outcome, rec.Duration = outcome, time.Since(rec.Started)
+		if err != nil {
+			rec.Error = err.Error()
+			log.Info("deploy "+outcome, "reason", err, "took", rec.Duration)
+		} else {
+			log.Info("deploy "+outcome, "took", rec.Duration)
 		}
 		d.onRecord(rec)
 		return

@@ -44,6 +44,8 @@ type Config struct {
 	RecentDeliveries int
 	// Limits are the abuse limits and the trusted proxies (limit.go).
 	Limits Limits
+	// Ops are the status API and metrics.
+	Ops Ops
 }
 
 // source is one kind of webhook sender: how it proves who it is and what its payload means.
@@ -111,6 +113,7 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 			return
 		}
 		attrs = append(attrs, "source", src.name())
+		noteSource(r, src.name())
 		if err := src.enabled(); err != nil {
 			writeError(w, log, err, attrs...)
 			return

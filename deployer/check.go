@@ -1,0 +1,58 @@
+package deployer
+
+import (
+	"context"
+	"maps"
+	"slices"
+
+	"github.com/moby/moby/client"
+)
+
+// ServiceCheck is what `berth check` reports of one service, changing nothing.
+type ServiceCheck struct {
+	Project   string
+	Service   string
+	Image     string
+	Skipped   string // why berth leaves the service alone; "" when it deploys it
+	TagPolicy string
+	Registry  error // nil when the registry resolved the image with berth's login (or none needed)
+}
+
+// CheckServices reports every service berth serves: whether it deploys it, under which tag
+// policy, and whether the image's registry answers with berth's login. Projects that do not
+// load are reported by Projects.
+func (d *Deployer) CheckServices(ctx context.Context) ([]ServiceCheck, error) {
+	specs, err := d.projectSpecs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []ServiceCheck
+	resolved := map[string]error{}
+	for _, spec := range specs {
+		p, err := loadProject(ctx, spec)
+		if err != nil || !d.filter.allows(p.Name) {
+			continue
+		}
+		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+			s := p.Services[name]
+			c := ServiceCheck{Project: p.Name, Service: name, Image: s.Image, Skipped: d.selects(s.Labels), TagPolicy: tagPolicy(s.Labels)}
+			if s.Image != "" {
+				if _, done := resolved[s.Image]; !done {
+					resolved[s.Image] = d.CheckRegistry(ctx, s.Image)
+				}
+				c.Registry = resolved[s.Image]
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// CheckRegistry asks the engine to resolve ref in its registry with berth's login, which
+// proves the login (if any) is accepted without pulling anything.
+func (d *Deployer) CheckRegistry(ctx context.Context, ref string) error {
+	if _, err := d.eng.DistributionInspect(ctx, ref, client.DistributionInspectOptions{EncodedRegistryAuth: d.creds.header(ref)}); err != nil {
+		return d.creds.explain(ref, unavailable("resolve "+ref+" in its registry", err))
+	}
+	return nil
+}

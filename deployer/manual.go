@@ -1,0 +1,85 @@
+package deployer
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// DeployService redeploys one service by hand (berth deploy): as if ref had been pushed, with
+// the same checks (OWNER, labels, berth's own service) and the same queue as a webhook's push.
+// service is "service" or "project/service"; ref "" is the image the compose file names.
+func (d *Deployer) DeployService(ctx context.Context, service, ref string) (Ticket, error) {
+	key, image, err := d.findService(ctx, service)
+	if err != nil {
+		return Ticket{}, err
+	}
+	if ref == "" {
+		ref = image
+	}
+	req, err := RequestFor(ref)
+	if err != nil {
+		return Ticket{}, err
+	}
+	t, jobs, err := d.match(ctx, req)
+	if err != nil {
+		return Ticket{}, err
+	}
+	i := slices.Index(t.Services, key)
+	if i < 0 {
+		return Ticket{}, Errorf(KindConflict, "a push of %s would not redeploy %s: its compose image is %s, or a berth.enable label or OPT_IN leaves it out (see berth's log)",
+			t.Image, key, image)
+	}
+	t.Services = []string{key}
+	d.submit(t, jobs[i:i+1])
+	return t, nil
+}
+
+// findService resolves service to "project/service" and the image its compose file names.
+func (d *Deployer) findService(ctx context.Context, service string) (key, image string, err error) {
+	wantProject, wantService, qualified := strings.Cut(service, "/")
+	if !qualified {
+		wantProject, wantService = "", service
+	}
+	specs, err := d.projectSpecs(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	var found []string
+	images := map[string]string{}
+	for _, spec := range specs {
+		p, err := loadProject(ctx, spec)
+		if err != nil {
+			return "", "", err
+		}
+		if !d.filter.allows(p.Name) || (wantProject != "" && p.Name != wantProject) {
+			continue
+		}
+		if s, ok := p.Services[wantService]; ok {
+			k := p.Name + "/" + wantService
+			found = append(found, k)
+			images[k] = s.Image
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", "", Errorf(KindNotFound, "no project berth serves has a service %s", service)
+	case 1:
+		return found[0], images[found[0]], nil
+	}
+	return "", "", Errorf(KindInvalid, "service %s is in several projects (%s); name one as project/service", service,
+		strings.Join(slices.Sorted(maps.Keys(images)), ", "))
+}
+
+// RequestFor turns an image reference (repo:tag, optionally @digest) into a push request.
+func RequestFor(ref string) (Request, error) {
+	r, err := parseImageRef(ref)
+	if err != nil {
+		return Request{}, Errorf(KindInvalid, "%w", err)
+	}
+	if r.Tag == "" {
+		return Request{}, Errorf(KindInvalid, "image %s has no tag; give repository:tag (optionally @digest)", ref)
+	}
+	return Request{Source: "cli", Repository: r.Name, Tag: r.Tag, Digest: r.Digest}, nil
+}
