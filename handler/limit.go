@@ -23,8 +23,8 @@ type Limits struct {
 	AuthBurst int
 	// AuthRefill is how long it takes for one more failure to be allowed; 30s when 0.
 	AuthRefill time.Duration
-	// MaxConcurrent bounds the requests handled at once; one client address may take a
-	// quarter of them, so a single address cannot crowd the others out. 64 when 0.
+	// MaxConcurrent bounds the requests handled at once; an address that has failed
+	// authentication may take a quarter of them, so it cannot crowd the others out. 64 when 0.
 	MaxConcurrent int
 	// TrustedProxies are the peers whose forwarding headers name the client.
 	TrustedProxies TrustedProxies
@@ -160,7 +160,9 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 			refuse(w, log, slog.LevelDebug, rateLimitedError{wait}, wait, attrs...)
 			return
 		}
-		if ok, perClient := conc.acquire(key); !ok {
+		// Only an address that has failed authentication is held to its share of the slots:
+		// a valid sender's burst is never refused for coming from one address.
+		if ok, perClient := conc.acquire(key, failures.has(key)); !ok {
 			lim.Counters.add("busy")
 			refuse(w, log, slog.LevelWarn, busyError{perClient}, time.Second, attrs...)
 			return
@@ -268,6 +270,14 @@ func (l *failureLimiter) until(tokens float64) time.Duration {
 	return time.Duration((1 - tokens) * float64(l.refill))
 }
 
+// has says whether key failed recently enough to hold a bucket.
+func (l *failureLimiter) has(key netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.buckets[key]
+	return ok
+}
+
 // fail takes a token from key and returns how long it is now blocked (0 if not).
 func (l *failureLimiter) fail(key netip.Addr, now time.Time) time.Duration {
 	l.mu.Lock()
@@ -310,11 +320,11 @@ type concurrency struct {
 	inflight  map[netip.Addr]int
 }
 
-// acquire takes a slot for key; perClient tells which bound refused it.
-func (c *concurrency) acquire(key netip.Addr) (ok, perClient bool) {
+// acquire takes a slot for key, held to its share when bounded; perClient tells which bound refused it.
+func (c *concurrency) acquire(key netip.Addr, bounded bool) (ok, perClient bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inflight[key] >= c.perClient {
+	if bounded && c.inflight[key] >= c.perClient {
 		return false, true
 	}
 	if c.n >= c.total {

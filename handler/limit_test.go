@@ -113,8 +113,8 @@ func clientFrom(ip string) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 16}}
 }
 
-// TestConcurrencyBound: one address may hold a quarter of the slots; past that it gets 503
-// with Retry-After, while another address is still served.
+// TestConcurrencyBound: an address that failed authentication may hold a quarter of the
+// slots; past that it gets 503 with Retry-After, while another address is still served.
 func TestConcurrencyBound(t *testing.T) {
 	d := &blockingDeployer{entered: make(chan struct{}, 8), release: make(chan struct{})}
 	counters := &Counters{}
@@ -122,6 +122,12 @@ func TestConcurrencyBound(t *testing.T) {
 	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	body := string(fixture(t, "dockerhub-push.json"))
+	// One failure puts 127.0.0.2 under the per-address bound.
+	if resp, err := clientFrom("127.0.0.2").Post(srv.URL+"/webhook?secret=wrong", "application/json", strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("bad secret: %s", resp.Status)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
