@@ -969,10 +969,27 @@ func runCheck(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		if s.Registry != nil {
 			report(false, "%s: %v", name, s.Registry)
 		} else {
-			report(true, "%s: %s resolves in its registry; tag policy %s", name, s.Image, s.TagPolicy)
+			report(true, "%s: %s resolves in its registry; tag policy %s; config hash rule %s", name, s.Image, s.TagPolicy, s.HashRule)
 		}
-		// HOOK(rollout): report deployer.StartFirstProblem for the service once it is on main.
-		// HOOK(versions): report deployer.HashRule(version) for the project once it is on main.
+		if s.StartFirst != "" {
+			fmt.Fprintf(stdout, "note %s: %s\n", name, s.StartFirst)
+		}
+	}
+	policies, err := w.deployer.Policies(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range policies {
+		name := p.Project + "/" + p.Service
+		if p.Problem != "" {
+			report(false, "%s: %s", name, p.Problem)
+		}
+		if p.Gate != (deployer.GateConfig{}) {
+			fmt.Fprintf(stdout, "gate %s: image=%q command=%q url=%q timeout=%s (from %s)\n", name, p.Gate.Image, p.Gate.Command, p.Gate.URL, p.Gate.Timeout, p.Gate.Source)
+		}
+		if p.Hooks.PreStop != "" || p.Hooks.PostStart != "" {
+			fmt.Fprintf(stdout, "hooks %s: pre-stop=%q post-start=%q\n", name, p.Hooks.PreStop, p.Hooks.PostStart)
+		}
 	}
 	if *push != "" {
 		req, err := deployer.RequestFor(*push)

@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"context"
+	"github.com/moby/moby/api/types/container"
 	"maps"
 	"slices"
 
@@ -15,7 +16,10 @@ type ServiceCheck struct {
 	Image     string
 	Skipped   string // why berth leaves the service alone; "" when it deploys it
 	TagPolicy string
-	Registry  error // nil when the registry resolved the image with berth's login (or none needed)
+	Registry  error  // nil when the registry resolved the image with berth's login (or none needed)
+	HashRule  string // the compose release's config-hash rule berth applies to the project
+	// StartFirst is why a start-first service falls back to stop-first; "" when it does not.
+	StartFirst string
 }
 
 // CheckServices reports every service berth serves: whether it deploys it, under which tag
@@ -33,9 +37,14 @@ func (d *Deployer) CheckServices(ctx context.Context) ([]ServiceCheck, error) {
 		if err != nil || !d.filter.allows(p.Name) {
 			continue
 		}
+		rule := HashRule(composeVersion(d.version, nil))
+		if existing, err := d.projectContainers(ctx, p.Name); err == nil {
+			rule = HashRule(composeVersion(d.version, existing))
+		}
 		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 			s := p.Services[name]
-			c := ServiceCheck{Project: p.Name, Service: name, Image: s.Image, Skipped: d.selects(s.Labels), TagPolicy: tagPolicy(s.Labels)}
+			c := ServiceCheck{Project: p.Name, Service: name, Image: s.Image, Skipped: d.selects(s.Labels), TagPolicy: tagPolicy(s.Labels),
+				HashRule: rule, StartFirst: StartFirstProblem(s)}
 			if s.Image != "" {
 				if _, done := resolved[s.Image]; !done {
 					resolved[s.Image] = d.CheckRegistry(ctx, s.Image)
@@ -55,4 +64,14 @@ func (d *Deployer) CheckRegistry(ctx context.Context, ref string) error {
 		return d.creds.explain(ref, unavailable("resolve "+ref+" in its registry", err))
 	}
 	return nil
+}
+
+// projectContainers lists the project's service containers, whatever their state.
+func (d *Deployer) projectContainers(ctx context.Context, project string) ([]container.Summary, error) {
+	f := client.Filters{}.Add("label", labelProject+"="+project, labelOneoff+"=False")
+	res, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, err
+	}
+	return res.Items, nil
 }
