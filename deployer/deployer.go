@@ -357,7 +357,7 @@ func (d *Deployer) runJob(ctx context.Context, j job) {
 			rec.Error = err.Error()
 			log.Error("deploy failed", "outcome", rec.Outcome, "err", err, "took", rec.Duration)
 		} else {
-			log.Info("deploy "+rec.Outcome, "took", rec.Duration)
+			log.Info("deploy done", "outcome", rec.Outcome, "took", rec.Duration)
 		}
 		d.onRecord(rec)
 		return
