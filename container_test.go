@@ -206,38 +206,7 @@ volumes:
 	})
 	t.Logf("webhook → new version answering (berth in a container): %s", time.Since(start))
 
-	after, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.Container.ID == before.Container.ID {
-		t.Fatal("web was not recreated")
-	}
-	// The old container stays, stopped, until the new one has passed the health gate.
-	deployertest.Eventually(t, "the old web container to be removed", 30*time.Second, func() bool {
-		_, err := eng.ContainerInspect(ctx, before.Container.ID, client.ContainerInspectOptions{})
-		return err != nil
-	})
-	for _, k := range []string{"com.docker.compose.project", "com.docker.compose.service", "com.docker.compose.container-number",
-		"com.docker.compose.oneoff", "com.docker.compose.config-hash", "com.docker.compose.project.working_dir",
-		"com.docker.compose.project.config_files", "com.docker.compose.version"} {
-		if a, b := after.Container.Config.Labels[k], before.Container.Config.Labels[k]; a != b {
-			t.Errorf("label %s = %q after berth, %q from compose", k, a, b)
-		}
-	}
-	if after.Container.Name != before.Container.Name {
-		t.Errorf("container name %s after berth, %s from compose", after.Container.Name, before.Container.Name)
-	}
-	if out := deployertest.Compose(t, compose, dir, "exec", "-T", "web", "cat", "/data/marker"); strings.TrimSpace(out) != "kept" {
-		t.Errorf("named volume data after redeploy = %q, want kept", out)
-	}
-	if now, err := eng.ContainerInspect(ctx, otherName, client.ContainerInspectOptions{}); err != nil || now.Container.ID != other.Container.ID {
-		t.Errorf("service other was touched (err %v)", err)
-	}
-	out := deployertest.Compose(t, compose, dir, "up", "-d")
-	if now, _ := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{}); now.Container.ID != after.Container.ID {
-		t.Errorf("docker compose up -d recreated berth's container:\n%s", out)
-	}
+	checkRedeployedLikeCompose(t, eng, compose, dir, webName, otherName, before, other)
 	deployertest.Eventually(t, "the deploy to be logged done", 30*time.Second, func() bool {
 		return strings.Contains(berthCompose("logs", "--no-color", "berth"), `msg="deploy done"`)
 	})

@@ -204,6 +204,25 @@ volumes:
 	})
 	t.Logf("webhook → new version answering: %s", time.Since(start))
 
+	checkRedeployedLikeCompose(t, eng, compose, dir, webName, otherName, before, other)
+	if strings.Contains(logs.String(), testSecret) {
+		t.Error("the secret appears in berth's log")
+	}
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "level=ERROR") {
+			t.Errorf("error logged: %s", sc.Text())
+		}
+	}
+}
+
+// checkRedeployedLikeCompose asserts what a user sees after berth redeployed web: a new
+// container with compose's name and labels (a new image label, the replace label), the old one
+// gone, the named volume's data kept, service other untouched, and a later `docker compose up -d`
+// changing nothing.
+func checkRedeployedLikeCompose(t *testing.T, eng *client.Client, compose, dir, webName, otherName string, before, other client.ContainerInspectResult) {
+	t.Helper()
+	ctx := context.Background()
 	after, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +245,9 @@ volumes:
 	if after.Container.Config.Labels["com.docker.compose.image"] == before.Container.Config.Labels["com.docker.compose.image"] {
 		t.Error("com.docker.compose.image label still names the old image")
 	}
+	if after.Container.Name != before.Container.Name {
+		t.Errorf("container name %s after berth, %s from compose", after.Container.Name, before.Container.Name)
+	}
 	if r := after.Container.Config.Labels["com.docker.compose.replace"]; r != "web-1" {
 		t.Errorf("com.docker.compose.replace = %q, want web-1", r)
 	}
@@ -239,15 +261,6 @@ volumes:
 	out := deployertest.Compose(t, compose, dir, "up", "-d")
 	if now, _ := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{}); now.Container.ID != after.Container.ID {
 		t.Errorf("docker compose up -d recreated berth's container:\n%s", out)
-	}
-	if strings.Contains(logs.String(), testSecret) {
-		t.Error("the secret appears in berth's log")
-	}
-	sc := bufio.NewScanner(strings.NewReader(logs.String()))
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "level=ERROR") {
-			t.Errorf("error logged: %s", sc.Text())
-		}
 	}
 }
 
