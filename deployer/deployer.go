@@ -117,6 +117,8 @@ type Deployer struct {
 	images        sync.Mutex // guards the replaced-image lists
 	replaced      map[string][]string
 	loads         *projectLoads // Deploy's project loads, shared by calls that arrive together
+	swarmLookups  *swarmLookups
+	discoveries   *sharedCalls[[]DiscoveredProject] // Deploy's discoveries, shared like loads
 	keychain      authn.Keychain
 	gate          GateConfig // the default pre-deploy gate
 	dryRun        bool
@@ -168,6 +170,8 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 	}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	d.loads = newProjectLoads(loadProject)
+	d.swarmLookups = newSwarmLookups()
+	d.discoveries = newSharedCalls[[]DiscoveredProject]()
 	return d
 }
 
@@ -280,7 +284,9 @@ func (d *Deployer) projectSpecs(ctx context.Context) ([]ProjectSpec, error) {
 	if !d.discover {
 		return d.projects, nil
 	}
-	found, err := Discover(ctx, d.eng, d.discoverOptions())
+	found, err := d.discoveries.do(ctx, "", func(ctx context.Context) ([]DiscoveredProject, error) {
+		return Discover(ctx, d.eng, d.discoverOptions())
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/reference"
@@ -29,6 +30,11 @@ const labelSwarmService = "com.docker.swarm.service.id"
 
 // defaultSwarmTimeout bounds how long berth waits for a service update (and its rollback) to converge.
 const defaultSwarmTimeout = 5 * time.Minute
+
+// managerTTL is how long a push trusts the engine's last answer to "is this a swarm manager":
+// an engine joins or leaves a swarm rarely, and asking on every push put an engine round trip
+// in front of every 202. A change is seen within this time.
+const managerTTL = 15 * time.Second
 
 // swarmPoll is how often berth looks at a service while it converges.
 const swarmPoll = 250 * time.Millisecond
@@ -71,6 +77,39 @@ func (d *Deployer) SwarmManager(ctx context.Context) (bool, error) {
 	}
 	s := res.Info.Swarm
 	return s.LocalNodeState == swarm.LocalNodeStateActive && s.ControlAvailable, nil
+}
+
+// swarmLookups is what pushes share of their questions to the swarm (see swarmManagerRecent).
+type swarmLookups struct {
+	lists        *sharedCalls[[]swarm.Service]
+	managerCalls *sharedCalls[bool]
+	mu           sync.Mutex
+	manager      bool
+	answered     time.Time // when the engine last said whether it is a manager; zero before
+}
+
+func newSwarmLookups() *swarmLookups {
+	return &swarmLookups{lists: newSharedCalls[[]swarm.Service](), managerCalls: newSharedCalls[bool]()}
+}
+
+// swarmManagerRecent is SwarmManager as a push asks it: an answer at most managerTTL old,
+// shared by the pushes that arrive together. Failures are not remembered.
+func (d *Deployer) swarmManagerRecent(ctx context.Context) (bool, error) {
+	l := d.swarmLookups
+	l.mu.Lock()
+	if !l.answered.IsZero() && time.Since(l.answered) < managerTTL {
+		is := l.manager
+		l.mu.Unlock()
+		return is, nil
+	}
+	l.mu.Unlock()
+	is, err := l.managerCalls.do(ctx, "", d.SwarmManager)
+	if err == nil {
+		l.mu.Lock()
+		l.manager, l.answered = is, time.Now()
+		l.mu.Unlock()
+	}
+	return is, err
 }
 
 // SwarmServices lists the engine's swarm services with their image, digest, replicas and
@@ -147,7 +186,7 @@ func (d *Deployer) swarmJobs(ctx context.Context, t *Ticket, req Request, pushed
 	if d.backend == BackendCompose {
 		return nil, nil, nil
 	}
-	manager, err := d.SwarmManager(ctx)
+	manager, err := d.swarmManagerRecent(ctx)
 	if err != nil {
 		if d.backend == BackendSwarm {
 			return nil, nil, err
@@ -162,11 +201,18 @@ func (d *Deployer) swarmJobs(ctx context.Context, t *Ticket, req Request, pushed
 		}
 		return nil, nil, nil
 	}
-	opts := client.ServiceListOptions{}
-	if d.backend != BackendSwarm {
-		opts.Filters = client.Filters{}.Add("label", labelStack)
-	}
-	res, err := d.eng.ServiceList(ctx, opts)
+	services, err := d.swarmLookups.lists.do(ctx, "", func(ctx context.Context) ([]swarm.Service, error) {
+		opts := client.ServiceListOptions{}
+		if d.backend != BackendSwarm {
+			opts.Filters = client.Filters{}.Add("label", labelStack)
+		}
+		res, err := d.eng.ServiceList(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		slices.SortFunc(res.Items, func(a, b swarm.Service) int { return cmp.Compare(a.Spec.Name, b.Spec.Name) })
+		return res.Items, nil
+	})
 	if err != nil && d.backend == BackendSwarm {
 		return nil, nil, unavailable("list swarm services", err)
 	}
@@ -175,8 +221,7 @@ func (d *Deployer) swarmJobs(ctx context.Context, t *Ticket, req Request, pushed
 		d.log.Warn("cannot list swarm services; swarm services skipped", "err", err)
 		return nil, nil, nil
 	}
-	slices.SortFunc(res.Items, func(a, b swarm.Service) int { return cmp.Compare(a.Spec.Name, b.Spec.Name) })
-	for _, svc := range res.Items {
+	for _, svc := range services {
 		ref, ok := serviceImage(svc)
 		if !ok || !tracksTag(imageRef{Name: ref.Name, Tag: ref.Tag}, pushed) {
 			continue
