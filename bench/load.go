@@ -202,6 +202,7 @@ func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, s
 	base := time.Now().Unix()
 	var wg sync.WaitGroup
 	var bad atomic.Int64
+	var firstBad atomic.Value
 	for range senders {
 		wg.Go(func() {
 			for range perSender {
@@ -215,6 +216,7 @@ func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, s
 				dur := time.Since(t)
 				if w.Code != http.StatusAccepted {
 					bad.Add(1)
+					firstBad.CompareAndSwap(nil, fmt.Sprintf("%d %s", w.Code, strings.TrimSpace(w.Body.String())))
 					continue
 				}
 				mu.Lock()
@@ -226,7 +228,7 @@ func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, s
 	wg.Wait()
 	_ = d.Wait(context.Background())
 	if n := bad.Load(); n > 0 {
-		return nil, fmt.Errorf("in-process: %d webhooks were not answered 202", n)
+		return nil, fmt.Errorf("in-process: %d webhooks were not answered 202, the first: %v", n, firstBad.Load())
 	}
 	slices.Sort(lat)
 	return lat, nil

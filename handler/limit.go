@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,10 @@ type Limits struct {
 	// MaxConcurrent bounds the requests handled at once; an address that has failed
 	// authentication may take a quarter of them, so it cannot crowd the others out. 64 when 0.
 	MaxConcurrent int
+	// QueueWait is how long a request past MaxConcurrent waits for a slot before it is
+	// refused with 503; at most 4×MaxConcurrent wait at once. 5s when 0. A registry's burst
+	// of valid pushes is answered a little later, not refused.
+	QueueWait time.Duration
 	// TrustedProxies are the peers whose forwarding headers name the client.
 	TrustedProxies TrustedProxies
 	// Counters receives the refusals; nil: they are counted where nobody reads them.
@@ -45,6 +50,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxConcurrent == 0 {
 		l.MaxConcurrent = 64
+	}
+	if l.QueueWait == 0 {
+		l.QueueWait = 5 * time.Second
 	}
 	if l.Counters == nil {
 		l.Counters = &Counters{}
@@ -135,7 +143,7 @@ func (e busyError) Error() string {
 func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 	lim = lim.withDefaults()
 	failures := &failureLimiter{burst: float64(lim.AuthBurst), refill: lim.AuthRefill, max: lim.MaxTracked, buckets: map[netip.Addr]*bucket{}}
-	conc := &concurrency{total: lim.MaxConcurrent, perClient: max(lim.MaxConcurrent/4, 1), inflight: map[netip.Addr]int{}}
+	conc := newConcurrency(lim.MaxConcurrent, lim.QueueWait)
 	var warnOnce sync.Once
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		client, forwarded := lim.TrustedProxies.clientAddr(r)
@@ -162,7 +170,7 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 		}
 		// Only an address that has failed authentication is held to its share of the slots:
 		// a valid sender's burst is never refused for coming from one address.
-		if ok, perClient := conc.acquire(key, failures.has(key)); !ok {
+		if ok, perClient := conc.acquire(r.Context(), key, failures.has(key)); !ok {
 			lim.Counters.add("busy")
 			refuse(w, log, slog.LevelWarn, busyError{perClient}, time.Second, attrs...)
 			return
@@ -313,32 +321,62 @@ func (l *failureLimiter) makeRoom(now time.Time) {
 
 // concurrency bounds the requests in flight, in total and per client address.
 type concurrency struct {
+	slots      chan struct{} // a token per request being handled
+	wait       time.Duration
+	maxWaiting int64
+	waiting    atomic.Int64
+
 	mu        sync.Mutex
-	total     int
 	perClient int
-	n         int
-	inflight  map[netip.Addr]int
+	inflight  map[netip.Addr]int // handled or waiting, per address
 }
 
-// acquire takes a slot for key, held to its share when bounded; perClient tells which bound refused it.
-func (c *concurrency) acquire(key netip.Addr, bounded bool) (ok, perClient bool) {
+func newConcurrency(total int, wait time.Duration) *concurrency {
+	return &concurrency{slots: make(chan struct{}, total), wait: wait, maxWaiting: 4 * int64(total),
+		perClient: max(total/4, 1), inflight: map[netip.Addr]int{}}
+}
+
+// acquire takes a slot for key, held to its share when bounded, waiting for one up to c.wait
+// when all are taken; perClient tells which bound refused it.
+func (c *concurrency) acquire(ctx context.Context, key netip.Addr, bounded bool) (ok, perClient bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if bounded && c.inflight[key] >= c.perClient {
+		c.mu.Unlock()
 		return false, true
 	}
-	if c.n >= c.total {
+	c.inflight[key]++
+	c.mu.Unlock()
+	select {
+	case c.slots <- struct{}{}:
+		return true, false
+	default:
+	}
+	if c.waiting.Add(1) > c.maxWaiting {
+		c.waiting.Add(-1)
+		c.forget(key)
 		return false, false
 	}
-	c.n++
-	c.inflight[key]++
-	return true, false
+	defer c.waiting.Add(-1)
+	timer := time.NewTimer(c.wait)
+	defer timer.Stop()
+	select {
+	case c.slots <- struct{}{}:
+		return true, false
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	c.forget(key)
+	return false, false
 }
 
 func (c *concurrency) release(key netip.Addr) {
+	<-c.slots
+	c.forget(key)
+}
+
+func (c *concurrency) forget(key netip.Addr) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.n--
 	if c.inflight[key]--; c.inflight[key] <= 0 {
 		delete(c.inflight, key)
 	}

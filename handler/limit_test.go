@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -305,4 +307,95 @@ func (s *syncLog) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestBurstWaitsForASlot: a burst of valid webhooks five times MaxConcurrent (the slots plus
+// the most that may wait) is answered 202, each request waiting for a slot instead of being refused.
+func TestBurstWaitsForASlot(t *testing.T) {
+	d := &recordingDeployer{}
+	counters := &Counters{}
+	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{MaxConcurrent: 4, Counters: counters}}
+	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	body := string(fixture(t, "dockerhub-push.json"))
+	const burst = 20
+	statuses := make([]int, burst)
+	var wg sync.WaitGroup
+	c := clientFrom("127.0.0.2")
+	for i := range burst {
+		wg.Go(func() {
+			b := strings.Replace(body, `"pushed_at": 1795183407`, `"pushed_at": `+strconv.Itoa(1795183407+i), 1)
+			resp, err := c.Post(srv.URL+"/webhook?secret="+dockerHubURL, "application/json", strings.NewReader(b))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	for i, code := range statuses {
+		if code != http.StatusAccepted {
+			t.Errorf("request %d of the burst: %d, want 202", i, code)
+		}
+	}
+	if n := counters.Refused()["busy"]; n != 0 {
+		t.Errorf("%d busy refusals, want 0", n)
+	}
+}
+
+// TestConcurrencyQueue: past the slots a request waits; past 4×slots waiting, or once its
+// wait or its request ends, it is refused; a released slot goes to a waiter.
+func TestConcurrencyQueue(t *testing.T) {
+	c := newConcurrency(2, time.Hour)
+	key := netip.MustParseAddr("127.0.0.2")
+	ctx := context.Background()
+	for range 2 {
+		if ok, _ := c.acquire(ctx, key, false); !ok {
+			t.Fatal("a free slot was refused")
+		}
+	}
+	got := make(chan bool, 8)
+	for range 8 {
+		go func() {
+			ok, _ := c.acquire(ctx, key, false)
+			got <- ok
+		}()
+	}
+	for c.waiting.Load() < 8 {
+		runtime.Gosched()
+	}
+	if ok, perClient := c.acquire(ctx, key, false); ok || perClient {
+		t.Errorf("a ninth waiter was let in (ok %v, perClient %v); want refused at once", ok, perClient)
+	}
+	c.release(key)
+	if ok := <-got; !ok {
+		t.Error("the slot released went to no waiter")
+	}
+	for range 7 { // let the others in one by one
+		c.release(key)
+		if ok := <-got; !ok {
+			t.Error("a waiter was refused while slots came free")
+		}
+	}
+	c.release(key)
+	c.release(key)
+	if len(c.inflight) != 0 || len(c.slots) != 0 {
+		t.Errorf("after every release: %d addresses, %d slots still held", len(c.inflight), len(c.slots))
+	}
+
+	short := newConcurrency(1, time.Millisecond)
+	if ok, _ := short.acquire(ctx, key, false); !ok {
+		t.Fatal("a free slot was refused")
+	}
+	if ok, _ := short.acquire(ctx, key, false); ok {
+		t.Error("a waiter got a slot nobody released")
+	}
+	short.wait = time.Hour
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if ok, _ := short.acquire(gone, key, false); ok {
+		t.Error("a waiter whose request ended got a slot")
+	}
 }
