@@ -4,15 +4,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
 // buildImage builds a context made of files (name -> content; "Dockerfile" among them) and
@@ -39,7 +39,7 @@ func buildImage(ctx context.Context, c *client.Client, ref, network string, file
 	if err != nil {
 		return fmt.Errorf("build %s: %w", ref, err)
 	}
-	if err := drain(res.Body); err != nil {
+	if err := deployertest.Drain(res.Body); err != nil {
 		return fmt.Errorf("build %s: %w", ref, err)
 	}
 	return nil
@@ -65,7 +65,7 @@ func pushImage(ctx context.Context, c *client.Client, ref string) error {
 	if err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
-	if err := drain(push); err != nil {
+	if err := deployertest.Drain(push); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	return nil
@@ -75,25 +75,6 @@ func pushImage(ctx context.Context, c *client.Client, ref string) error {
 // pull of the pushed version really downloads them.
 func removeImage(ctx context.Context, c *client.Client, ref string) {
 	_, _ = c.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true, Force: true})
-}
-
-// drain reads a JSON message stream to its end and returns the first error it reports.
-func drain(r io.ReadCloser) error {
-	defer r.Close()
-	dec := json.NewDecoder(r)
-	for {
-		var m struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&m); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if m.Error != "" {
-			return fmt.Errorf("%s", m.Error)
-		}
-	}
 }
 
 // publishedPort is the loopback host port bound to the container's port.

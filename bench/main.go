@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -378,13 +379,17 @@ func (h *harness) startFirstSupported() bool {
 	return false
 }
 
-// waitQueueIdle waits (bounded) until berth has finished every deploy it queued.
+// waitQueueIdle waits (bounded) until berth has no deploy running or waiting, as its
+// berth_queue_depth metric says.
 func waitQueueIdle(p *berthProc) {
 	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		queued := p.count(`msg="deploy queued"`)
-		coalesced := p.count("coalesced=true")
-		finished := p.count(`msg="deploy done"`) + p.count(`msg="deploy failed"`)
-		if finished >= queued-coalesced {
+		resp, err := http.Get(p.url + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "\nberth_queue_depth 0\n") {
 			return
 		}
 	}

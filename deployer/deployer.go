@@ -339,9 +339,7 @@ func (d *Deployer) Wait(ctx context.Context) error { return d.queue.wait(ctx) }
 // QueueDepth is the number of services with a deploy running or waiting.
 func (d *Deployer) QueueDepth() int { return d.queue.depth() }
 
-// runJob runs one service deploy and reports its Record. A deploy the engine could not take
-// (unreachable daemon) before it touched anything is retried with backoff, for RetryFor at most
-// and only while no newer push for the service is waiting.
+// runJob runs one service deploy and reports its Record.
 func (d *Deployer) runJob(ctx context.Context, j job) {
 	log := d.log.With("deploy", j.id, "service", j.service, "image", j.image.Familiar())
 	rec := Record{
@@ -349,78 +347,72 @@ func (d *Deployer) runJob(ctx context.Context, j job) {
 		Tag: j.req.Tag, Digest: j.req.Digest, Pusher: j.req.Pusher, PushedAt: j.req.PushedAt,
 		Started: time.Now(), Steps: []Step{},
 	}
+	outcome, err := d.execute(ctx, log, j, &rec)
+	rec.Outcome, rec.Duration = outcome, time.Since(rec.Started)
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	logOutcome(log, rec)
+	d.onRecord(rec)
+}
+
+// execute runs the deploy j calls for, through the swarm or compose, noting its steps in rec.
+// A compose deploy the engine could not take (unreachable daemon) before it touched anything
+// is retried with backoff, for RetryFor at most and only while no newer push for the service
+// is waiting.
+func (d *Deployer) execute(ctx context.Context, log *slog.Logger, j job, rec *Record) (string, error) {
 	if j.swarmService != "" {
 		rec.Backend = BackendSwarm
-		var err error
 		if d.dryRun {
 			log.Info("dry run: would update swarm service", "service_id", j.swarmService, "ref", j.image.Familiar())
-			rec.Outcome = OutcomeWouldDeploy
-		} else {
-			rec.Outcome, err = d.updateService(ctx, log, j, &rec)
+			return OutcomeWouldDeploy, nil
 		}
-		rec.Duration = time.Since(rec.Started)
-		if err != nil {
-			rec.Error = err.Error()
-			log.Error("deploy failed", "outcome", rec.Outcome, "err", err, "took", rec.Duration)
-		} else {
-			log.Info("deploy done", "outcome", rec.Outcome, "took", rec.Duration)
-		}
-		d.onRecord(rec)
-		return
+		return d.updateService(ctx, log, j, rec)
 	}
 	// A dry run, or a push the tag policy refuses, ends here.
 	if outcome, err := d.precheck(ctx, log, j); outcome != "" {
-		rec.Outcome, rec.Duration = outcome, time.Since(rec.Started)
-		if err != nil {
-			rec.Error = err.Error()
-			log.Info("deploy "+outcome, "reason", err, "took", rec.Duration)
-		} else {
-			log.Info("deploy "+outcome, "took", rec.Duration)
-		}
-		d.onRecord(rec)
-		return
+		return outcome, err
 	}
 	prog := d.newProgress(log)
-	backoff := time.Second
-	for {
-		outcome, err := d.redeploy(ctx, log, j, prog, &rec)
-		rec.Outcome = outcome
+	defer func() { rec.Steps = prog.steps }()
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		outcome, err := d.redeploy(ctx, log, j, prog, rec)
 		if err == nil || outcome != OutcomeFailed || !engineDown(err) || time.Since(rec.Started)+backoff > d.retryFor ||
 			d.queue.waiting(j.projectName+"/"+j.service) {
-			if err != nil {
-				rec.Error = err.Error()
-			}
-			break
+			return outcome, err
 		}
 		log.Warn("engine unreachable; retrying the deploy", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
-			rec.Error = err.Error()
+			return outcome, err
 		case <-time.After(backoff):
-			backoff = min(2*backoff, 30*time.Second)
-			continue
 		}
-		break
 	}
-	rec.Steps = prog.steps
-	rec.Duration = time.Since(rec.Started)
+}
+
+// logOutcome logs how a deploy ended, one message per outcome.
+func logOutcome(log *slog.Logger, rec Record) {
+	attrs := []any{"outcome", rec.Outcome, "took", rec.Duration}
+	if rec.Error != "" {
+		attrs = append(attrs, "err", rec.Error)
+	}
 	switch rec.Outcome {
+	case OutcomeDeployed:
+		log.Info("deploy done", attrs...)
 	case OutcomeFailed:
-		log.Error("deploy failed", "err", rec.Error, "took", rec.Duration)
+		log.Error("deploy failed", attrs...)
 	case OutcomeRolledBack:
-		log.Error("deploy failed and was rolled back; the previous version runs", "err", rec.Error, "took", rec.Duration)
+		log.Error("deploy failed and was rolled back; the previous version runs", attrs...)
 	case OutcomeUpToDate:
-		log.Info("deploy up to date", "took", rec.Duration)
+		log.Info("deploy up to date", attrs...)
 	case OutcomeRejected:
-		attrs := []any{"err", rec.Error, "took", rec.Duration}
 		if rec.Gate != nil {
 			attrs = append(attrs, "gate", rec.Gate.Target, "reason", rec.Gate.Reason, "output", strings.Join(rec.Gate.Output, "\n"))
 		}
 		log.Warn("deploy rejected by gate; nothing was stopped", attrs...)
-	default:
-		log.Info("deploy done", "took", rec.Duration)
+	default: // skipped by the tag policy, or a dry run's would-deploy
+		log.Info("deploy "+rec.Outcome, attrs...)
 	}
-	d.onRecord(rec)
 }
 
 // engineDown says whether err means the engine did not answer at all, worth retrying later.

@@ -141,20 +141,21 @@ func pushImageAuth(t testing.TB, c *client.Client, registry, auth, repo, tag, do
 	if err != nil {
 		t.Fatalf("build %s: %v", ref, err)
 	}
-	if err := drain(res.Body); err != nil {
+	if err := Drain(res.Body); err != nil {
 		t.Fatalf("build %s: %v", ref, err)
 	}
 	push, err := c.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: auth})
 	if err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
-	if err := drain(push); err != nil {
+	if err := Drain(push); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
 }
 
-// drain reads a JSON message stream to its end and returns the first error it reports.
-func drain(r io.ReadCloser) error {
+// Drain reads the JSON message stream of an engine build, pull or push to its end and returns
+// the first error it reports (the engine answers 200 and reports failures inside the stream).
+func Drain(r io.ReadCloser) error {
 	defer r.Close()
 	dec := json.NewDecoder(r)
 	for {
