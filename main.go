@@ -610,6 +610,7 @@ func serve(ctx context.Context, environ []string, stderr io.Writer) error {
 		"registry_logins", strings.Join(func() []string { c, _ := cfg.credentials(); return c.Hosts() }(), ","))...)
 	srv.warnPlainHTTP(cfg.urlSecretCredentials(), log)
 	srv.serve(served)
+	go d.Warm(ctx)
 	// Start-up's project loads leave a few MB of garbage the runtime would keep mapped for a
 	// long while; an idle berth should hold only what it uses.
 	debug.FreeOSMemory()

@@ -183,6 +183,7 @@ func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, s
 	}
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := deployer.New(gone, eng, deployer.Options{Projects: specs, Owners: []string{"acme"}, Logger: discard})
+	d.Warm(context.Background()) // as berth serve does once listening
 	srv := handler.NewServer(handler.Config{DockerHub: handler.ParseSecrets(benchSecret)}, d, discard)
 	if profilePath != "" {
 		f, err := os.Create(profilePath)

