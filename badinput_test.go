@@ -163,19 +163,14 @@ func TestShutdownLetsDeployFinish(t *testing.T) {
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
-	tag := deployertest.UniqueTag("term")
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
-	project := strings.ReplaceAll(tag, "-", "")
 	// No init: httpd as PID 1 ignores SIGTERM, so the stop step lasts the grace period and the
 	// deploy is surely in flight when berth is told to stop.
-	dir := writeProject(t, project, fmt.Sprintf(`services:
+	tag, project, dir := upProject(t, eng, compose, "term", `services:
   web:
     image: acme/web:%s
     stop_grace_period: 3s
     ports: ["127.0.0.1::80"]
-`, tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+`)
 
 	url, logs, stop := startBerthStoppable(t, map[string]string{"PROJECT_DIR": dir})
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")

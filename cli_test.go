@@ -77,12 +77,7 @@ func TestCLI(t *testing.T) {
 		t.Errorf("berth version: exit %d, %q", r.code, r.stdout)
 	}
 
-	tag := deployertest.UniqueTag("cli")
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
-	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n", tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	tag, project, dir := upProject(t, eng, compose, "cli", "services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n")
 	broken := writeProject(t, project+"broken", "services: [not, a, map\n")
 	env := map[string]string{"OWNER": "acme", "SECRET": testSecret, "PROJECT_DIR": dir, "STATE_DIR": t.TempDir(), "DOCKER_CONFIG": t.TempDir()}
 	with := func(kv ...string) map[string]string {

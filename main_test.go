@@ -151,15 +151,25 @@ func writeProject(t *testing.T, name, compose string) string {
 	return dir
 }
 
+// upProject pushes version 1 of acme/web under a fresh tag, writes a project named after the
+// tag whose compose file is composeFmt with the tag for its %s, and starts it with the compose
+// CLI, taking it down when the test ends.
+func upProject(t *testing.T, eng *client.Client, compose, prefix, composeFmt string) (tag, project, dir string) {
+	t.Helper()
+	tag = deployertest.UniqueTag(prefix)
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
+	project = strings.ReplaceAll(tag, "-", "")
+	dir = writeProject(t, project, fmt.Sprintf(composeFmt, tag))
+	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
+	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	return tag, project, dir
+}
+
 func TestDockerHubPushRedeploysService(t *testing.T) {
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
-	tag := deployertest.UniqueTag("e2e")
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
-
-	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, fmt.Sprintf(`services:
+	tag, project, dir := upProject(t, eng, compose, "e2e", `services:
   web:
     image: acme/web:%s
     init: true
@@ -171,9 +181,7 @@ func TestDockerHubPushRedeploysService(t *testing.T) {
     command: ["sleep", "3600"]
 volumes:
   data: {}
-`, tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+`)
 	deployertest.Compose(t, compose, dir, "exec", "-T", "web", "sh", "-c", "echo kept > /data/marker")
 
 	webName, otherName := project+"-web-1", project+"-other-1"

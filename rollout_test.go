@@ -73,12 +73,7 @@ func finishedDeploys(logs string) int {
 func TestBurstOfWebhooksEndsOnNewestVersion(t *testing.T) {
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
-	tag := deployertest.UniqueTag("burst")
-	project := strings.ReplaceAll(tag, "-", "")
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
-	dir := writeProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n", tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	tag, project, dir := upProject(t, eng, compose, "burst", "services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n")
 
 	url, logs := startBerth(t, rolloutEnv(t, dir))
 	var wg sync.WaitGroup
@@ -402,12 +397,7 @@ func TestEngineDownWebhooksQueueAndRetry(t *testing.T) {
 	if !ok {
 		t.Skip("needs DOCKER_HOST=unix://…")
 	}
-	tag := deployertest.UniqueTag("down")
-	project := strings.ReplaceAll(tag, "-", "")
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
-	dir := writeProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n", tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	tag, project, dir := upProject(t, eng, compose, "down", "services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n")
 
 	sock := filepath.Join(t.TempDir(), "engine.sock")
 	serve := func() *http.Server {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -65,10 +64,7 @@ func TestDeployThroughSocketProxy(t *testing.T) {
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
 	realHost := os.Getenv("DOCKER_HOST")
-	tag := deployertest.UniqueTag("proxy")
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
-	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, fmt.Sprintf(`services:
+	tag, project, dir := upProject(t, eng, compose, "proxy", `services:
   web:
     image: acme/web:%s
     init: true
@@ -76,9 +72,7 @@ func TestDeployThroughSocketProxy(t *testing.T) {
     volumes: ["data:/data"]
 volumes:
   data: {}
-`, tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+`)
 	webName := project + "-web-1"
 	before, _, err := servicePort(ctx, eng, webName)
 	if err != nil {
@@ -195,17 +189,12 @@ func TestReadOnlySocketProxyRefusesDeploy(t *testing.T) {
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
 	realHost := os.Getenv("DOCKER_HOST")
-	tag := deployertest.UniqueTag("roproxy")
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
-	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, fmt.Sprintf(`services:
+	tag, project, dir := upProject(t, eng, compose, "roproxy", `services:
   web:
     image: acme/web:%s
     init: true
     ports: ["127.0.0.1::80"]
-`, tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+`)
 	webName := project + "-web-1"
 	before, _, err := servicePort(ctx, eng, webName)
 	if err != nil {
