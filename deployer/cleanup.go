@@ -86,17 +86,9 @@ func (d *Deployer) loadReplaced(service string) []string {
 	if d.stateDir == "" {
 		return slices.Clone(d.replaced[service])
 	}
-	b, err := os.ReadFile(d.replacedPath(service))
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			d.log.Warn("read replaced images", "err", err)
-		}
-		return nil
-	}
 	var r replacedImages
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := readState(d.replacedPath(service), &r); err != nil {
 		d.log.Warn("read replaced images", "err", err)
-		return nil
 	}
 	return r.Images
 }
@@ -106,17 +98,35 @@ func (d *Deployer) saveReplaced(log *slog.Logger, service string, ids []string) 
 		d.replaced[service] = ids
 		return
 	}
-	b, _ := json.Marshal(replacedImages{Images: ids})
-	p := d.replacedPath(service)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		log.Warn("save replaced images", "err", err)
-		return
-	}
-	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
-		log.Warn("save replaced images", "err", err)
-		return
-	}
-	if err := os.Rename(p+".tmp", p); err != nil {
+	if err := writeState(d.replacedPath(service), replacedImages{Images: ids}); err != nil {
 		log.Warn("save replaced images", "err", err)
 	}
+}
+
+// readState reads the JSON state file at path into v; a missing file leaves v as it is.
+func readState(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// writeState replaces the JSON state file at path with v: a temporary file renamed over it,
+// so a crash leaves the old state or the new one.
+func writeState(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
 }

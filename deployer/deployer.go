@@ -114,9 +114,10 @@ type Deployer struct {
 	crashAfter    string
 	crash         func()
 	force         bool
-	images        sync.Mutex // guards the replaced-image lists
+	images        sync.Mutex // guards the replaced- and failed-image lists
 	replaced      map[string][]string
-	loads         *projectLoads // Deploy's project loads, shared by calls that arrive together
+	failed        map[string][]failedImage // without STATE_DIR: images services rolled back from
+	loads         *projectLoads            // Deploy's project loads, shared by calls that arrive together
 	swarmLookups  *swarmLookups
 	discoveries   *sharedCalls[[]DiscoveredProject] // Deploy's discoveries, shared like loads
 	keychain      authn.Keychain
@@ -134,6 +135,7 @@ type job struct {
 	projectName string
 	service     string
 	dependent   bool // recreated because a service it depends on was: no pull, as compose does
+	manual      bool // berth deploy: tried even if the image failed on the service before
 	// swarmService is the id of the swarm service to update; "" for a compose service.
 	swarmService string
 }
@@ -159,8 +161,8 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout),
 		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
-		replaced: map[string][]string{},
-		dryRun:   o.DryRun, optIn: o.OptIn, creds: o.Credentials}
+		replaced: map[string][]string{}, failed: map[string][]failedImage{},
+		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials}
 	if d.keychain == nil {
 		d.keychain = authn.DefaultKeychain
 		if o.RegistryAuth != nil {

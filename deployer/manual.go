@@ -32,6 +32,7 @@ func (d *Deployer) DeployService(ctx context.Context, service, ref string) (Tick
 			t.Image, key, image)
 	}
 	t.Services = []string{key}
+	jobs[i].manual = true
 	d.submit(t, jobs[i:i+1])
 	return t, nil
 }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
@@ -80,6 +81,11 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		log.Info("already up to date; nothing touched", "image_id", img.ID)
 		return OutcomeUpToDate, nil
 	}
+	key := p.Name + "/" + s.Name
+	if f, failed := d.failedBefore(key, img.ID); failed && !d.force && !j.manual && !j.dependent {
+		return OutcomeSkipped, Errorf(KindConflict, "image %s (%s) was rolled back on this service at %s (%s); berth does not try it again: "+
+			"push a fixed image, or run `berth deploy %s` to try this one anyway", shortImageID(img.ID), s.Image, f.At.Format(time.RFC3339), f.Reason, key)
+	}
 	// The gate decides before anything is created or stopped: a veto leaves the service as it was.
 	if pre.Enabled() && !j.dependent {
 		log.Info("gate", "kind", cmp.Or(pre.Image, pre.URL), "timeout", pre.Timeout)
@@ -147,7 +153,8 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		if err := jn.finish(); err != nil {
 			log.Warn("deploy done but its journal stays", "err", err)
 		}
-		d.cleanupImages(ctx, log, p.Name+"/"+s.Name, jn, img.ID)
+		d.cleanupImages(ctx, log, key, jn, img.ID)
+		d.forgetFailed(log, key, img.ID)
 		return OutcomeDeployed, d.followDependents(ctx, log, j, p)
 	}
 	if jn.Committed {
@@ -171,6 +178,9 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	}
 	if !touched {
 		return OutcomeFailed, err
+	}
+	if !j.dependent {
+		d.markFailed(log, key, img.ID, err.Error())
 	}
 	return OutcomeRolledBack, err
 }

@@ -211,6 +211,49 @@ func TestRolloutRollsBackABrokenImage(t *testing.T) {
 	}
 }
 
+// TestRolloutDoesNotRetryAFailedImage: once a service rolled back from an image, the same
+// image pushed again is skipped with the reason and nothing is touched, also after a restart;
+// berth deploy by hand tries it anyway; a fixed image deploys.
+func TestRolloutDoesNotRetryAFailedImage(t *testing.T) {
+	p := newRolloutProject(t, "", "")
+	state := t.TempDir()
+	d, records := p.deployer(Options{StateDir: state})
+	deployertest.PushHTTPImage(t, p.eng, "acme/web", p.tag, "version 2", `ENTRYPOINT ["sh", "-c", "exit 3"]`)
+	p.deploy(d, Request{})
+	before := p.web()
+
+	p.deploy(d, Request{}) // the same push again
+	restarted, restartedRecords := p.deployer(Options{StateDir: state})
+	p.deploy(restarted, Request{})
+	for _, r := range append(records()[1:], restartedRecords()...) {
+		if r.Outcome != OutcomeSkipped || !strings.Contains(r.Error, "was rolled back on this service") || !strings.Contains(r.Error, "berth deploy") {
+			t.Errorf("the failed image pushed again: %s %q, want skipped saying why and what to do", r.Outcome, r.Error)
+		}
+		if !slices.Equal(stepNames(r), []string{"pull"}) {
+			t.Errorf("steps %v, want only the pull", stepNames(r))
+		}
+	}
+	if after := p.web(); after.ID != before.ID || !after.State.Running {
+		t.Error("web was touched by a skipped push")
+	}
+
+	if _, err := restarted.DeployService(context.Background(), "web", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if recs := restartedRecords(); recs[len(recs)-1].Outcome != OutcomeRolledBack {
+		t.Errorf("berth deploy of the failed image: %s, want it tried (and rolled back)", recs[len(recs)-1].Outcome)
+	}
+
+	deployertest.PushHTTPImage(t, p.eng, "acme/web", p.tag, "version 3")
+	p.deploy(restarted, Request{})
+	if recs := restartedRecords(); recs[len(recs)-1].Outcome != OutcomeDeployed || p.body() != "version 3" {
+		t.Errorf("a fixed image: %s, web answers %q; want deployed, version 3", recs[len(recs)-1].Outcome, p.body())
+	}
+}
+
 // TestRolloutMissingImageTouchesNothing: a push whose manifest the registry does not have fails
 // at the pull, before any container is touched.
 func TestRolloutMissingImageTouchesNothing(t *testing.T) {

@@ -331,6 +331,12 @@ func (d *Deployer) updateService(ctx context.Context, log *slog.Logger, j job, r
 			return d.settle(ctx, log, rec, svc.ID)
 		}
 	}
+	key := cmp.Or(j.projectName, "swarm") + "/" + j.service
+	if f, failed := d.failedBefore(key, digest); failed && !d.force {
+		return OutcomeSkipped, Errorf(KindConflict, "%s (%s) was rolled back on this service at %s (%s); berth does not try it again: "+
+			"push a fixed image, or run `docker service update --image %s@%s %s` on a manager to try this one anyway",
+			digest, j.image.Familiar(), f.At.Format(time.RFC3339), f.Reason, j.image.Familiar(), digest, svc.Spec.Name)
+	}
 	target, err := pinnedFamiliar(j.image, digest)
 	if err != nil {
 		return OutcomeFailed, err
@@ -355,7 +361,14 @@ func (d *Deployer) updateService(ctx context.Context, log *slog.Logger, j job, r
 	for _, w := range res.Warnings {
 		log.Warn("swarm service update", "warning", w)
 	}
-	return d.settle(ctx, log, rec, svc.ID)
+	outcome, err := d.settle(ctx, log, rec, svc.ID)
+	switch outcome {
+	case OutcomeRolledBack:
+		d.markFailed(log, key, digest, err.Error())
+	case OutcomeDeployed:
+		d.forgetFailed(log, key, digest)
+	}
+	return outcome, err
 }
 
 // settle waits for an update to converge; a failed update is rolled back by the swarm, on its

@@ -151,6 +151,14 @@ func TestSwarmStackUpdate(t *testing.T) {
 					t.Fatalf("tasks answer %q after rollback, want both v2", b)
 				}
 				t.Logf("failure_action %s: rolled back in %s (%s); service version %d -> %d", tc.failureAction, r.Duration.Round(time.Millisecond), r.Error, before, inspect().Version.Index)
+				// The same digest delivered again is not tried again.
+				before = inspect().Version.Index
+				if r := deploy(Request{Source: "distribution", Repository: repo, Tag: tag, Digest: broken}); r.Outcome != OutcomeSkipped || !strings.Contains(r.Error, "was rolled back") {
+					t.Fatalf("the rolled-back digest delivered again: %s %q, want skipped saying why", r.Outcome, r.Error)
+				}
+				if after := inspect().Version.Index; after != before {
+					t.Fatalf("service version %d after the skipped delivery, was %d", after, before)
+				}
 			})
 		}
 	})

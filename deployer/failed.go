@@ -1,0 +1,90 @@
+package deployer
+
+import (
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// A push of an image that a service already rolled back from is not tried again: in stop-first
+// order every attempt is an outage, and a registry that redelivers, or a CI job that pushes the
+// same build again, would repeat it. `berth deploy` by hand tries it anyway, and a successful
+// deploy of the image forgets the failure.
+
+// failedImage is an image one of a service's deploys rolled back from.
+type failedImage struct {
+	ID     string    `json:"id"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+// keepFailed bounds the failed images remembered per service, newest kept.
+const keepFailed = 10
+
+type failedImages struct {
+	Images []failedImage `json:"images"` // oldest first
+}
+
+func (d *Deployer) failedPath(service string) string {
+	return filepath.Join(d.stateDir, "failed", safeFileName(service)+".json")
+}
+
+func (d *Deployer) loadFailed(service string) []failedImage {
+	if d.stateDir == "" {
+		return slices.Clone(d.failed[service])
+	}
+	var f failedImages
+	if err := readState(d.failedPath(service), &f); err != nil {
+		d.log.Warn("read failed images", "err", err)
+	}
+	return f.Images
+}
+
+func (d *Deployer) saveFailed(log *slog.Logger, service string, list []failedImage) {
+	if d.stateDir == "" {
+		d.failed[service] = list
+		return
+	}
+	if err := writeState(d.failedPath(service), failedImages{Images: list}); err != nil {
+		log.Warn("save failed images", "err", err)
+	}
+}
+
+// failedBefore says whether service rolled back from image id, and when and why.
+func (d *Deployer) failedBefore(service, id string) (failedImage, bool) {
+	d.images.Lock()
+	defer d.images.Unlock()
+	for _, f := range d.loadFailed(service) {
+		if f.ID == id {
+			return f, true
+		}
+	}
+	return failedImage{}, false
+}
+
+// markFailed remembers that service rolled back from image id.
+func (d *Deployer) markFailed(log *slog.Logger, service, id, reason string) {
+	d.images.Lock()
+	defer d.images.Unlock()
+	list := slices.DeleteFunc(d.loadFailed(service), func(f failedImage) bool { return f.ID == id })
+	list = append(list, failedImage{ID: id, At: time.Now().UTC(), Reason: reason})
+	d.saveFailed(log, service, list[max(len(list)-keepFailed, 0):])
+}
+
+// forgetFailed forgets a failure of image id once service deployed it.
+func (d *Deployer) forgetFailed(log *slog.Logger, service, id string) {
+	d.images.Lock()
+	defer d.images.Unlock()
+	list := d.loadFailed(service)
+	if kept := slices.DeleteFunc(slices.Clone(list), func(f failedImage) bool { return f.ID == id }); len(kept) != len(list) {
+		d.saveFailed(log, service, kept)
+	}
+}
+
+// shortImageID is an image ID as `docker images` shows it.
+func shortImageID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	return id[:min(12, len(id))]
+}
