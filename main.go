@@ -84,6 +84,9 @@ type config struct {
 	DryRun        bool          `envconfig:"DRY_RUN"`
 	OptIn         bool          `envconfig:"OPT_IN"` // deploy only services labelled berth.enable=true
 	DockerConfig  string        `envconfig:"DOCKER_CONFIG"`
+	// DistributionHost names a distribution registry as compose files do, when pushers reach it
+	// under another name (request.host of its events).
+	DistributionHost string `envconfig:"DISTRIBUTION_HOST"`
 
 	// Secrets with a _FILE variant (see secretVar); not envconfig's.
 	APIToken        handler.Secret          `ignored:"true"`
@@ -149,6 +152,7 @@ func loadConfig() (config, error) {
 		}
 		*v.dst(&c.Webhooks) = handler.ParseSecrets(value)
 	}
+	c.Webhooks.DistributionHost = c.DistributionHost
 	return c, c.loadOps()
 }
 
@@ -242,6 +246,8 @@ func (c config) validate() error {
 		return errors.New("HOST_PROJECT_DIR needs PROJECT_DIR; discovered projects take their host paths from compose's labels")
 	case len(c.projectDirs()) > 1 && c.ProjectName != "":
 		return errors.New("COMPOSE_PROJECT_NAME applies to a single project but PROJECT_DIR lists several; name each project in its compose file (name:) or its .env")
+	case c.DistributionHost != "" && !deployer.IsRegistryHost(c.DistributionHost):
+		return fmt.Errorf("DISTRIBUTION_HOST=%q is not a registry host; give it as compose files name the registry, e.g. registry.example.com or registry.example.com:5000", c.DistributionHost)
 	case c.HostProjectDir != "" && len(strings.Split(c.HostProjectDir, ",")) != len(c.projectDirs()):
 		return fmt.Errorf("HOST_PROJECT_DIR lists %d paths for %d PROJECT_DIR entries; give one host path per project directory, in the same order", len(strings.Split(c.HostProjectDir, ",")), len(c.projectDirs()))
 	}

@@ -570,6 +570,9 @@ func TestProjectDirList(t *testing.T) {
 		{config{HostProjectDir: "/host/a"}, "HOST_PROJECT_DIR needs PROJECT_DIR"},
 		{config{ProjectDir: "/srv/a", Backend: "kubernetes"}, `BACKEND="kubernetes" is not auto, compose or swarm`},
 		{config{ProjectDir: "/srv/a", SwarmTimeout: -time.Second}, "SWARM_TIMEOUT=-1s must be positive"},
+		{config{ProjectDir: "/srv/a", DistributionHost: "https://registry.example.com"}, "DISTRIBUTION_HOST"},
+		{config{ProjectDir: "/srv/a", DistributionHost: "registry.example.com/acme"}, "DISTRIBUTION_HOST"},
+		{config{ProjectDir: "/srv/a", DistributionHost: "acme"}, "DISTRIBUTION_HOST"},
 	} {
 		tc.c.Owner, tc.c.Parallel, tc.c.LogLevel, tc.c.LogFormat = []string{"acme"}, 1, "info", "text"
 		if err := tc.c.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {

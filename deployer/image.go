@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/distribution/reference"
 )
@@ -79,4 +80,11 @@ func mustNamed(name string) reference.Named {
 // repository and same tag. A service pinned by digest follows nothing.
 func tracksTag(svc, pushed imageRef) bool {
 	return svc.Digest == "" && svc.Name == pushed.Name && svc.Tag == pushed.Tag
+}
+
+// IsRegistryHost says whether host names a registry the way an image reference does
+// (registry.example.com, registry.example.com:5000, localhost:5000): no scheme, no path.
+func IsRegistryHost(host string) bool {
+	named, err := reference.ParseNormalizedNamed(host + "/x/y")
+	return err == nil && reference.Domain(named) == host && !strings.ContainsAny(host, "/@")
 }

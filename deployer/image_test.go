@@ -50,3 +50,14 @@ func TestTracksTag(t *testing.T) {
 }
 
 const sixtyFourHex = "deadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeef"
+
+func TestIsRegistryHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"registry.example.com": true, "registry.example.com:5000": true, "localhost:5000": true, "127.0.0.1:5000": true,
+		"acme": false, "https://registry.example.com": false, "registry.example.com/acme": false, "": false,
+	} {
+		if got := IsRegistryHost(host); got != want {
+			t.Errorf("IsRegistryHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

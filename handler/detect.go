@@ -24,7 +24,7 @@ func newSources(cfg Config) sources {
 	return sources{
 		dockerHub:    dockerHub{secrets: cfg.DockerHub},
 		quay:         quay{secrets: cfg.Quay},
-		distribution: distribution{tokens: cfg.Distribution},
+		distribution: distribution{tokens: cfg.Distribution, host: cfg.DistributionHost},
 		ghcr:         ghcr{secrets: cfg.GHCR},
 		harbor:       harbor{auth: cfg.Harbor},
 		gitea:        gitea{secrets: cfg.Gitea},

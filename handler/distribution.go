@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"cmp"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -23,7 +24,10 @@ const (
 // configured with, so the credential is a bearer token in Authorization. It retries any answer
 // other than 2xx/3xx forever and holds back later events meanwhile, so everything berth merely
 // ignores or refuses is acknowledged with a 2xx.
-type distribution struct{ tokens Secrets }
+type distribution struct {
+	tokens Secrets
+	host   string // DISTRIBUTION_HOST; "" takes each event's request.host
+}
 
 func (distribution) name() string { return "distribution" }
 
@@ -69,7 +73,7 @@ func isManifest(mediaType string) bool {
 	return strings.Contains(mediaType, "manifest") || strings.Contains(mediaType, "image.index")
 }
 
-func (distribution) parse(_ *http.Request, body []byte) (delivery, error) {
+func (s distribution) parse(_ *http.Request, body []byte) (delivery, error) {
 	var env distributionEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return delivery{}, badRequest("body is not a distribution notification envelope: %v", err)
@@ -98,7 +102,9 @@ func (distribution) parse(_ *http.Request, body []byte) (delivery, error) {
 		}
 		// A malformed event is skipped rather than refused: refusing would make the registry
 		// resend the envelope forever.
-		host := e.Request.Host // the host the pusher addressed is how compose names this registry's images
+		// The host the pusher addressed is how compose names this registry's images, unless
+		// DISTRIBUTION_HOST says otherwise (pushers that reach it under an inside name).
+		host := cmp.Or(s.host, e.Request.Host)
 		if t.Repository == "" || host == "" || checkDigest("target.digest", t.Digest) != nil {
 			skipped["malformed events (no target.repository, no request.host or a bad target.digest)"]++
 			continue

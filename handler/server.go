@@ -29,9 +29,12 @@ type Deployer interface {
 // Config holds the credentials of the webhook senders, one list per source kind (several
 // values while one is rotated out). A kind with no credential is disabled.
 type Config struct {
-	DockerHub        Secrets // the secret Docker Hub presents in the URL's query (?secret=)
-	Quay             Secrets // the secret Quay presents in the URL's query (?secret=)
-	Distribution     Secrets // bearer tokens a distribution registry sends as Authorization
+	DockerHub    Secrets // the secret Docker Hub presents in the URL's query (?secret=)
+	Quay         Secrets // the secret Quay presents in the URL's query (?secret=)
+	Distribution Secrets // bearer tokens a distribution registry sends as Authorization
+	// DistributionHost is the registry host compose files name a distribution registry's
+	// images with; "" takes each event's request.host (the host the pusher addressed).
+	DistributionHost string
 	GHCR             Secrets // GitHub webhook secrets (HMAC-SHA256 in X-Hub-Signature-256)
 	Harbor           Secrets // Harbor's "Auth Header" values, sent verbatim as Authorization
 	Gitea            Secrets // Gitea/Forgejo webhook secrets (bare hex HMAC-SHA256)

@@ -174,6 +174,9 @@ func TestWebhookSources(t *testing.T) {
 
 		{name: "distribution v2", call: call{"", distH, fixture(t, "distribution-push.json")}, status: 202,
 			want: []want{{"registry.acme.example:5000/acme/web", "1.4.2", digestAMD64}}},
+		{name: "distribution with DISTRIBUTION_HOST", call: call{"", distH, fixture(t, "distribution-push.json")}, status: 202,
+			cfg:  func(c *Config) { c.DistributionHost = "registry.example.com" },
+			want: []want{{"registry.example.com/acme/web", "1.4.2", digestAMD64}}},
 		{name: "distribution v1 media type", call: call{"", with(distH, "Content-Type", distributionV1), fixture(t, "distribution-push.json")}, status: 202,
 			want: []want{{"registry.acme.example:5000/acme/web", "1.4.2", digestAMD64}}},
 		{name: "distribution registry v3 single event", call: call{"", distH, fixture(t, "distribution-manifest-push-v3.json")}, status: 202,
