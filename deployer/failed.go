@@ -64,8 +64,12 @@ func (d *Deployer) failedBefore(service, id string) (failedImage, bool) {
 	return failedImage{}, false
 }
 
-// markFailed remembers that service rolled back from image id.
-func (d *Deployer) markFailed(log *slog.Logger, service, id, reason string) {
+// markFailed remembers that service rolled back from image id because of cause.
+func (d *Deployer) markFailed(log *slog.Logger, service, id string, cause error) {
+	reason := "rolled back"
+	if cause != nil {
+		reason = cause.Error()
+	}
 	d.images.Lock()
 	defer d.images.Unlock()
 	list := slices.DeleteFunc(d.loadFailed(service), func(f failedImage) bool { return f.ID == id })

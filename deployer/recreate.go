@@ -180,7 +180,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		return OutcomeFailed, err
 	}
 	if !j.dependent {
-		d.markFailed(log, key, img.ID, err.Error())
+		d.markFailed(log, key, img.ID, err)
 	}
 	return OutcomeRolledBack, err
 }

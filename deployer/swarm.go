@@ -364,7 +364,7 @@ func (d *Deployer) updateService(ctx context.Context, log *slog.Logger, j job, r
 	outcome, err := d.settle(ctx, log, rec, svc.ID)
 	switch outcome {
 	case OutcomeRolledBack:
-		d.markFailed(log, key, digest, err.Error())
+		d.markFailed(log, key, digest, err)
 	case OutcomeDeployed:
 		d.forgetFailed(log, key, digest)
 	}
