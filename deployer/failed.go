@@ -13,25 +13,26 @@ import (
 // same build again, would repeat it. `berth deploy` by hand tries it anyway, and a successful
 // deploy of the image forgets the failure.
 
-// failedImage is an image one of a service's deploys rolled back from.
-type failedImage struct {
+// FailedImage is an image one of a service's deploys rolled back from (for a swarm service,
+// the digest), which berth does not try again on that service.
+type FailedImage struct {
 	ID     string    `json:"id"`
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`     // when the deploy rolled back
+	Reason string    `json:"reason"` // why
 }
 
 // keepFailed bounds the failed images remembered per service, newest kept.
 const keepFailed = 10
 
 type failedImages struct {
-	Images []failedImage `json:"images"` // oldest first
+	Images []FailedImage `json:"images"` // oldest first
 }
 
 func (d *Deployer) failedPath(service string) string {
 	return filepath.Join(d.stateDir, "failed", safeFileName(service)+".json")
 }
 
-func (d *Deployer) loadFailed(service string) []failedImage {
+func (d *Deployer) loadFailed(service string) []FailedImage {
 	if d.stateDir == "" {
 		return slices.Clone(d.failed[service])
 	}
@@ -42,7 +43,7 @@ func (d *Deployer) loadFailed(service string) []failedImage {
 	return f.Images
 }
 
-func (d *Deployer) saveFailed(log *slog.Logger, service string, list []failedImage) {
+func (d *Deployer) saveFailed(log *slog.Logger, service string, list []FailedImage) {
 	if d.stateDir == "" {
 		d.failed[service] = list
 		return
@@ -52,8 +53,15 @@ func (d *Deployer) saveFailed(log *slog.Logger, service string, list []failedIma
 	}
 }
 
+// FailedImages lists the images service (project/service) rolled back from, oldest first.
+func (d *Deployer) FailedImages(service string) []FailedImage {
+	d.images.Lock()
+	defer d.images.Unlock()
+	return d.loadFailed(service)
+}
+
 // failedBefore says whether service rolled back from image id, and when and why.
-func (d *Deployer) failedBefore(service, id string) (failedImage, bool) {
+func (d *Deployer) failedBefore(service, id string) (FailedImage, bool) {
 	d.images.Lock()
 	defer d.images.Unlock()
 	for _, f := range d.loadFailed(service) {
@@ -61,7 +69,7 @@ func (d *Deployer) failedBefore(service, id string) (failedImage, bool) {
 			return f, true
 		}
 	}
-	return failedImage{}, false
+	return FailedImage{}, false
 }
 
 // markFailed remembers that service rolled back from image id because of cause.
@@ -72,8 +80,8 @@ func (d *Deployer) markFailed(log *slog.Logger, service, id string, cause error)
 	}
 	d.images.Lock()
 	defer d.images.Unlock()
-	list := slices.DeleteFunc(d.loadFailed(service), func(f failedImage) bool { return f.ID == id })
-	list = append(list, failedImage{ID: id, At: time.Now().UTC(), Reason: reason})
+	list := slices.DeleteFunc(d.loadFailed(service), func(f FailedImage) bool { return f.ID == id })
+	list = append(list, FailedImage{ID: id, At: time.Now().UTC(), Reason: reason})
 	d.saveFailed(log, service, list[max(len(list)-keepFailed, 0):])
 }
 
@@ -82,7 +90,7 @@ func (d *Deployer) forgetFailed(log *slog.Logger, service, id string) {
 	d.images.Lock()
 	defer d.images.Unlock()
 	list := d.loadFailed(service)
-	if kept := slices.DeleteFunc(slices.Clone(list), func(f failedImage) bool { return f.ID == id }); len(kept) != len(list) {
+	if kept := slices.DeleteFunc(slices.Clone(list), func(f FailedImage) bool { return f.ID == id }); len(kept) != len(list) {
 		d.saveFailed(log, service, kept)
 	}
 }

@@ -221,6 +221,17 @@ func TestRolloutDoesNotRetryAFailedImage(t *testing.T) {
 	deployertest.PushHTTPImage(t, p.eng, "acme/web", p.tag, "version 2", `ENTRYPOINT ["sh", "-c", "exit 3"]`)
 	p.deploy(d, Request{})
 	before := p.web()
+	broken := records()[0]
+	if broken.Outcome != OutcomeRolledBack {
+		t.Fatalf("the broken image: %s, want rolled back", broken.Outcome)
+	}
+	statuses, err := d.Services(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := statuses[0].FailedImages; len(f) != 1 || f[0].ID == before.Image || !strings.Contains(f[0].Reason, "exit code 3") {
+		t.Errorf("status lists failed images %+v, want the broken one with its reason", f)
+	}
 
 	p.deploy(d, Request{}) // the same push again
 	restarted, restartedRecords := p.deployer(Options{StateDir: state})

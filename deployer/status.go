@@ -23,6 +23,7 @@ type ServiceStatus struct {
 	Deploys      bool              `json:"deploys"`       // berth redeploys it on a push (berth.enable, OPT_IN)
 	TagPolicy    string            `json:"tag_policy"`    // exact or semver (berth.tag-policy)
 	Containers   []ContainerStatus `json:"containers"`
+	FailedImages []FailedImage     `json:"failed_images"` // images it rolled back from, which berth does not try again
 }
 
 // ContainerStatus is one container of a service.
@@ -63,6 +64,7 @@ func (d *Deployer) Services(ctx context.Context) ([]ServiceStatus, error) {
 			}
 			st.Deploys = d.selects(s.Labels) == ""
 			st.TagPolicy = tagPolicy(s.Labels)
+			st.FailedImages = append(st.FailedImages, d.FailedImages(p.Name+"/"+name)...)
 			out = append(out, st)
 		}
 	}
@@ -70,7 +72,7 @@ func (d *Deployer) Services(ctx context.Context) ([]ServiceStatus, error) {
 }
 
 func (d *Deployer) serviceStatus(ctx context.Context, project, service, image string) (ServiceStatus, error) {
-	st := ServiceStatus{Project: project, Service: service, Image: image, ImageLabels: map[string]string{}, Containers: []ContainerStatus{}}
+	st := ServiceStatus{Project: project, Service: service, Image: image, ImageLabels: map[string]string{}, Containers: []ContainerStatus{}, FailedImages: []FailedImage{}}
 	cs, err := d.serviceContainers(ctx, project, service)
 	if err != nil {
 		return st, err
