@@ -916,7 +916,16 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Project, s.Service, s.Image, cmp.Or(s.ImageLabels["org.opencontainers.image.version"], "-"),
 			cmp.Or(digest, "-"), cmp.Or(created, "-"), deploys+" ("+s.TagPolicy+")", cmp.Or(strings.Join(cs, ", "), "none"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range ans.Services {
+		for _, f := range s.FailedImages {
+			fmt.Fprintf(stdout, "%s/%s rolled back from %s at %s (%s); a push of it is skipped, `berth deploy %s/%s` tries it\n",
+				s.Project, s.Service, f.ID, f.At.UTC().Format(time.DateTime), f.Reason, s.Project, s.Service)
+		}
+	}
+	return nil
 }
 
 // runCheck is `berth check`: it validates what berth serve would run with, and changes nothing.
