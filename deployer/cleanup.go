@@ -21,7 +21,7 @@ import (
 func (d *Deployer) cleanupImages(ctx context.Context, log *slog.Logger, service string, jn *journal, current string) {
 	d.images.Lock()
 	defer d.images.Unlock()
-	list := d.loadReplaced(service)
+	list := d.replaced.load(log, service)
 	for _, sw := range jn.Swaps {
 		if sw.OldImage != "" && sw.OldImage != current {
 			list = slices.DeleteFunc(list, func(id string) bool { return id == sw.OldImage })
@@ -35,7 +35,7 @@ func (d *Deployer) cleanupImages(ctx context.Context, log *slog.Logger, service 
 			log.Warn("old image not removed", "image_id", id, "err", err)
 		}
 	}
-	d.saveReplaced(log, service, slices.Clone(keep))
+	d.replaced.save(log, service, slices.Clone(keep))
 }
 
 // removeImage removes a replaced image by its repository digests, without force, and only when
@@ -74,32 +74,44 @@ func (d *Deployer) removeImage(ctx context.Context, log *slog.Logger, id string)
 	return nil
 }
 
-type replacedImages struct {
-	Images []string `json:"images"` // newest first
+// imageLists keeps one JSON list of images per service, in STATE_DIR/<dir>/<service>.json or,
+// without STATE_DIR, in memory. The caller holds Deployer.images.
+type imageLists[T any] struct {
+	stateDir, dir string
+	mem           map[string][]T
 }
 
-func (d *Deployer) replacedPath(service string) string {
-	return filepath.Join(d.stateDir, "images", safeFileName(service)+".json")
+func newImageLists[T any](stateDir, dir string) *imageLists[T] {
+	return &imageLists[T]{stateDir: stateDir, dir: dir, mem: map[string][]T{}}
 }
 
-func (d *Deployer) loadReplaced(service string) []string {
-	if d.stateDir == "" {
-		return slices.Clone(d.replaced[service])
+// imageListFile is a list's file: {"images": [...]}.
+type imageListFile[T any] struct {
+	Images []T `json:"images"`
+}
+
+func (l *imageLists[T]) path(service string) string {
+	return filepath.Join(l.stateDir, l.dir, safeFileName(service)+".json")
+}
+
+func (l *imageLists[T]) load(log *slog.Logger, service string) []T {
+	if l.stateDir == "" {
+		return slices.Clone(l.mem[service])
 	}
-	var r replacedImages
-	if err := readState(d.replacedPath(service), &r); err != nil {
-		d.log.Warn("read replaced images", "err", err)
+	var f imageListFile[T]
+	if err := readState(l.path(service), &f); err != nil {
+		log.Warn("read "+l.dir+" image list", "service", service, "err", err)
 	}
-	return r.Images
+	return f.Images
 }
 
-func (d *Deployer) saveReplaced(log *slog.Logger, service string, ids []string) {
-	if d.stateDir == "" {
-		d.replaced[service] = ids
+func (l *imageLists[T]) save(log *slog.Logger, service string, list []T) {
+	if l.stateDir == "" {
+		l.mem[service] = list
 		return
 	}
-	if err := writeState(d.replacedPath(service), replacedImages{Images: ids}); err != nil {
-		log.Warn("save replaced images", "err", err)
+	if err := writeState(l.path(service), imageListFile[T]{Images: list}); err != nil {
+		log.Warn("save "+l.dir+" image list", "service", service, "err", err)
 	}
 }
 

@@ -114,9 +114,9 @@ type Deployer struct {
 	crashAfter    string
 	crash         func()
 	force         bool
-	images        sync.Mutex // guards the replaced- and failed-image lists
-	replaced      map[string][]string
-	failed        map[string][]FailedImage // without STATE_DIR: images services rolled back from
+	images        sync.Mutex               // guards the replaced- and failed-image lists
+	replaced      *imageLists[string]      // images the services ran before, kept for a rollback by hand
+	failed        *imageLists[FailedImage] // images the services rolled back from
 	loads         *projectLoads            // Deploy's project loads, shared by calls that arrive together
 	swarmLookups  *swarmLookups
 	discoveries   *sharedCalls[[]DiscoveredProject] // Deploy's discoveries, shared like loads
@@ -161,7 +161,7 @@ func New(ctx context.Context, eng engine, o Options) *Deployer {
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout),
 		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
-		replaced: map[string][]string{}, failed: map[string][]FailedImage{},
+		replaced: newImageLists[string](o.StateDir, "images"), failed: newImageLists[FailedImage](o.StateDir, "failed"),
 		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials}
 	if d.keychain == nil {
 		d.keychain = authn.DefaultKeychain

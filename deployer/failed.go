@@ -2,7 +2,6 @@ package deployer
 
 import (
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -24,47 +23,18 @@ type FailedImage struct {
 // keepFailed bounds the failed images remembered per service, newest kept.
 const keepFailed = 10
 
-type failedImages struct {
-	Images []FailedImage `json:"images"` // oldest first
-}
-
-func (d *Deployer) failedPath(service string) string {
-	return filepath.Join(d.stateDir, "failed", safeFileName(service)+".json")
-}
-
-func (d *Deployer) loadFailed(service string) []FailedImage {
-	if d.stateDir == "" {
-		return slices.Clone(d.failed[service])
-	}
-	var f failedImages
-	if err := readState(d.failedPath(service), &f); err != nil {
-		d.log.Warn("read failed images", "err", err)
-	}
-	return f.Images
-}
-
-func (d *Deployer) saveFailed(log *slog.Logger, service string, list []FailedImage) {
-	if d.stateDir == "" {
-		d.failed[service] = list
-		return
-	}
-	if err := writeState(d.failedPath(service), failedImages{Images: list}); err != nil {
-		log.Warn("save failed images", "err", err)
-	}
-}
-
 // FailedImages lists the images service (project/service) rolled back from, oldest first.
 func (d *Deployer) FailedImages(service string) []FailedImage {
 	d.images.Lock()
 	defer d.images.Unlock()
-	return d.loadFailed(service)
+	return d.failed.load(d.log, service)
 }
 
 // failedBefore says whether service rolled back from image id, and when and why.
 func (d *Deployer) failedBefore(service, id string) (FailedImage, bool) {
 	d.images.Lock()
 	defer d.images.Unlock()
-	for _, f := range d.loadFailed(service) {
+	for _, f := range d.failed.load(d.log, service) {
 		if f.ID == id {
 			return f, true
 		}
@@ -80,18 +50,18 @@ func (d *Deployer) markFailed(log *slog.Logger, service, id string, cause error)
 	}
 	d.images.Lock()
 	defer d.images.Unlock()
-	list := slices.DeleteFunc(d.loadFailed(service), func(f FailedImage) bool { return f.ID == id })
+	list := slices.DeleteFunc(d.failed.load(log, service), func(f FailedImage) bool { return f.ID == id })
 	list = append(list, FailedImage{ID: id, At: time.Now().UTC(), Reason: reason})
-	d.saveFailed(log, service, list[max(len(list)-keepFailed, 0):])
+	d.failed.save(log, service, list[max(len(list)-keepFailed, 0):])
 }
 
 // forgetFailed forgets a failure of image id once service deployed it.
 func (d *Deployer) forgetFailed(log *slog.Logger, service, id string) {
 	d.images.Lock()
 	defer d.images.Unlock()
-	list := d.loadFailed(service)
+	list := d.failed.load(log, service)
 	if kept := slices.DeleteFunc(slices.Clone(list), func(f FailedImage) bool { return f.ID == id }); len(kept) != len(list) {
-		d.saveFailed(log, service, kept)
+		d.failed.save(log, service, kept)
 	}
 }
 
