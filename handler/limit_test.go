@@ -363,8 +363,10 @@ func TestConcurrencyQueue(t *testing.T) {
 			got <- ok
 		}()
 	}
-	for c.waiting.Load() < 8 {
-		runtime.Gosched()
+	for end := time.Now().Add(30 * time.Second); c.waiting.Load() < 8; runtime.Gosched() {
+		if time.Now().After(end) {
+			t.Fatalf("%d of 8 requests are waiting after 30 s", c.waiting.Load())
+		}
 	}
 	if ok, perClient := c.acquire(ctx, key, false); ok || perClient {
 		t.Errorf("a ninth waiter was let in (ok %v, perClient %v); want refused at once", ok, perClient)
