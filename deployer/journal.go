@@ -136,7 +136,8 @@ func readJournals(dir string) ([]*journal, error) {
 
 // Reconcile repairs every deploy a crash or a daemon restart left unfinished: one whose new
 // containers had passed the health gate is finished, any other is undone, so the service runs
-// and no temporary container is left. Run it at start, before serving.
+// and no temporary container is left. A deploy another berth process is running (it holds the
+// service's lock) is left to it. Run it at start, before serving.
 func (d *Deployer) Reconcile(ctx context.Context) error {
 	js, err := readJournals(d.stateDir)
 	if err != nil {
@@ -144,9 +145,19 @@ func (d *Deployer) Reconcile(ctx context.Context) error {
 	}
 	var errs []error
 	for _, j := range js {
+		unlock, ok, err := d.lockService(ctx, j.Project, j.Service, false)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !ok {
+			d.log.Info("another berth process is deploying the service; its journal is left to it", "project", j.Project, "service", j.Service)
+			continue
+		}
 		if err := d.repair(ctx, j); err != nil {
 			errs = append(errs, fmt.Errorf("repair deploy of %s/%s: %w", j.Project, j.Service, err))
 		}
+		unlock()
 	}
 	return errors.Join(errs...)
 }

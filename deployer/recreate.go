@@ -47,6 +47,12 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if err != nil {
 		return OutcomeFailed, err
 	}
+	// Another berth process sharing STATE_DIR may be deploying this service: wait for it.
+	unlock, _, err := d.lockService(ctx, p.Name, s.Name, true)
+	if err != nil {
+		return OutcomeFailed, err
+	}
+	defer unlock()
 	// A deploy of this service that a crash or a daemon restart interrupted is repaired first.
 	if err := d.reconcileService(ctx, p.Name, s.Name); err != nil {
 		return OutcomeFailed, err
