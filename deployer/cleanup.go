@@ -127,8 +127,8 @@ func readState(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// writeState replaces the JSON state file at path with v: a temporary file renamed over it,
-// so a crash leaves the old state or the new one.
+// writeState replaces the JSON state file at path with v: a temporary file, synced, renamed
+// over it, so a crash leaves the old state or the new one.
 func writeState(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -137,7 +137,19 @@ func writeState(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+	f, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil { // the rename must not land before the data
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
 		return err
 	}
 	return os.Rename(path+".tmp", path)
