@@ -127,8 +127,7 @@ func readState(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// writeState replaces the JSON state file at path with v: a temporary file, synced, renamed
-// over it, so a crash leaves the old state or the new one.
+// writeState replaces the JSON state file at path with v (see replaceFile).
 func writeState(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -137,7 +136,14 @@ func writeState(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	return replaceFile(path, b)
+}
+
+// replaceFile replaces the file at path with b: a temporary file beside it, synced, then
+// renamed over it, so a crash leaves the old content or the new, never a part.
+func replaceFile(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
@@ -152,5 +158,5 @@ func writeState(path string, v any) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(path+".tmp", path)
+	return os.Rename(tmp, path)
 }

@@ -164,26 +164,11 @@ func (h *History) compact() error {
 		}
 		buf.Write(append(line, '\n'))
 	}
-	tmp := h.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("deploy history: %w", err)
-	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		f.Close()
-		return fmt.Errorf("deploy history: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("deploy history: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("deploy history: %w", err)
-	}
-	if err := os.Rename(tmp, h.path); err != nil {
+	if err := replaceFile(h.path, buf.Bytes()); err != nil {
 		return fmt.Errorf("deploy history: %w", err)
 	}
 	h.lines, h.torn = len(h.records), false
+	var err error
 	h.seen, err = os.Stat(h.path)
 	return err
 }
