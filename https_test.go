@@ -34,7 +34,7 @@ const pebbleVersion = "v2.10.1"
 // startBerthTLS runs berth in-process like startBerth, for configurations that serve HTTPS:
 // it returns the addresses from the "listening" line and waits until /healthz answers
 // through client on https://addr.
-func startBerthTLS(t *testing.T, env map[string]string, client *http.Client) (addr, httpAddr string, logs *syncBuffer) {
+func startBerthTLS(t *testing.T, env map[string]string, client *http.Client) (addr, httpAddr string, logs *deployertest.Log) {
 	t.Helper()
 	base := map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug"}
 	for k, v := range env {
@@ -44,7 +44,7 @@ func startBerthTLS(t *testing.T, env map[string]string, client *http.Client) (ad
 		t.Setenv(k, v)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs = &syncBuffer{}
+	logs = &deployertest.Log{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"berth"}, os.Environ(), io.Discard, logs) }()
 	t.Cleanup(func() {

@@ -27,27 +27,9 @@ import (
 
 const testSecret = "e2e-secret-0123456789abcdef"
 
-// syncBuffer collects berth's log while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startBerth runs berth in-process with env and returns its base URL and its log; berth stops
 // when the test ends.
-func startBerth(t *testing.T, env map[string]string) (string, *syncBuffer) {
+func startBerth(t *testing.T, env map[string]string) (string, *deployertest.Log) {
 	t.Helper()
 	url, logs, stop := startBerthStoppable(t, env)
 	t.Cleanup(func() {
@@ -61,7 +43,7 @@ func startBerth(t *testing.T, env map[string]string) (string, *syncBuffer) {
 // startBerthStoppable is startBerth with the stop in the test's hands: stop cancels run's
 // context, as SIGTERM does, and returns what run returned once it has. Calling it again
 // returns the same result.
-func startBerthStoppable(t *testing.T, env map[string]string) (string, *syncBuffer, func() error) {
+func startBerthStoppable(t *testing.T, env map[string]string) (string, *deployertest.Log, func() error) {
 	t.Helper()
 	base := map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug"}
 	for k, v := range env {
@@ -71,7 +53,7 @@ func startBerthStoppable(t *testing.T, env map[string]string) (string, *syncBuff
 		t.Setenv(k, v)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &deployertest.Log{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"berth"}, os.Environ(), io.Discard, logs) }()
 	var once sync.Once

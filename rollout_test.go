@@ -288,7 +288,7 @@ func buildBerth(t *testing.T) string {
 type berthProcess struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *syncBuffer
+	logs *deployertest.Log
 	done chan error
 }
 
@@ -303,7 +303,7 @@ func startBerthProcess(t *testing.T, bin string, env map[string]string) *berthPr
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &berthProcess{cmd: cmd, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &berthProcess{cmd: cmd, url: "http://" + addr, logs: &deployertest.Log{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 
 // startSocketProxy runs `berth socket-proxy` in-process in front of the test engine's socket
 // and returns its tcp:// address and its log.
-func startSocketProxy(t *testing.T, env map[string]string) (string, *syncBuffer) {
+func startSocketProxy(t *testing.T, env map[string]string) (string, *deployertest.Log) {
 	t.Helper()
 	sock, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://")
 	if !ok {
@@ -30,7 +30,7 @@ func startSocketProxy(t *testing.T, env map[string]string) (string, *syncBuffer)
 		t.Setenv(k, v)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &deployertest.Log{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"berth", "socket-proxy"}, os.Environ(), io.Discard, logs) }()
 	t.Cleanup(func() {

@@ -6,30 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
-
-// lockedLog collects a deployer's log for a test to wait on.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestServiceLockBetweenProcesses: while another berth process sharing STATE_DIR (here a
 // second Deployer, with its own open lock file) deploys a service, a Reconcile at start leaves
@@ -49,7 +30,7 @@ func TestServiceLockBetweenProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs lockedLog
+	var logs deployertest.Log
 	d, records := p.deployer(Options{StateDir: state, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err := d.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)

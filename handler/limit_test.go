@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
 func TestClientAddr(t *testing.T) {
@@ -168,7 +169,7 @@ func TestConcurrencyBound(t *testing.T) {
 func TestFloodIsLimitedValidSendersAreNot(t *testing.T) {
 	d := &recordingDeployer{}
 	counters := &Counters{}
-	var logs syncLog
+	var logs deployertest.Log
 	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{AuthBurst: 5, AuthRefill: time.Hour, Counters: counters}}
 	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	defer srv.Close()
@@ -261,7 +262,7 @@ func TestFloodIsLimitedValidSendersAreNot(t *testing.T) {
 func TestTrustedProxyForwardingIsBelieved(t *testing.T) {
 	proxies, _ := ParseTrustedProxies("127.0.0.5")
 	d := &recordingDeployer{}
-	var logs syncLog
+	var logs deployertest.Log
 	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{AuthBurst: 1, AuthRefill: time.Hour, TrustedProxies: proxies}}
 	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.NewTextHandler(&logs, nil))))
 	defer srv.Close()
@@ -289,24 +290,6 @@ func TestTrustedProxyForwardingIsBelieved(t *testing.T) {
 	if !strings.Contains(logs.String(), "remote=203.0.113.66") {
 		t.Errorf("log does not name the forwarded client:\n%s", logs.String())
 	}
-}
-
-// syncLog collects log output from concurrent handlers.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestBurstWaitsForASlot: a burst of valid webhooks five times MaxConcurrent (the slots plus

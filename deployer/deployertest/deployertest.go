@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,4 +237,23 @@ func ManifestDigest(t testing.TB, registry, repo, tag string) string {
 		t.Fatalf("manifest of %s:%s: %s, digest %q", repo, tag, resp.Status, d)
 	}
 	return d
+}
+
+// Log collects what several goroutines write (a logger's output) while a test reads it.
+type Log struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is everything written so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
