@@ -65,7 +65,7 @@ func TestBadInputsChangeNothing(t *testing.T) {
 	ghostTag := tag + "-local"
 	buildLocalImage(t, eng, "acme/web:"+ghostTag, "ghost 1")
 	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, fmt.Sprintf(`services:
+	dir := deployertest.WriteProject(t, project, fmt.Sprintf(`services:
   web:
     image: acme/web:%s
     init: true
@@ -75,8 +75,7 @@ func TestBadInputsChangeNothing(t *testing.T) {
     init: true
     ports: ["127.0.0.1::80"]
 `, tag, ghostTag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	deployertest.ComposeUp(t, compose, dir)
 	webName, ghostName := project+"-web-1", project+"-ghost-1"
 	webID, got := answers(ctx, eng, webName)
 	ghostID, gotGhost := answers(ctx, eng, ghostName)

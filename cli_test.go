@@ -78,7 +78,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	tag, project, dir := upProject(t, eng, compose, "cli", "services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n")
-	broken := writeProject(t, project+"broken", "services: [not, a, map\n")
+	broken := deployertest.WriteProject(t, project+"broken", "services: [not, a, map\n")
 	env := map[string]string{"OWNER": "acme", "SECRET": testSecret, "PROJECT_DIR": dir, "STATE_DIR": t.TempDir(), "DOCKER_CONFIG": t.TempDir()}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
@@ -234,7 +234,7 @@ func TestPrivateRegistryPull(t *testing.T) {
 	deployertest.PushHTTPImage(t, eng, "acme/private-src", tag+"-2", "version 2")
 	pushAuth(t, eng, deployertest.Registry()+"/acme/private-src:"+tag+"-1", ref, encoded)
 	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, fmt.Sprintf("services:\n  app:\n    image: %s\n    init: true\n", ref))
+	dir := deployertest.WriteProject(t, project, fmt.Sprintf("services:\n  app:\n    image: %s\n    init: true\n", ref))
 	deployertest.Compose(t, compose, dir, "up", "-d") // the tag is local: no pull, no login needed
 	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
 	pushAuth(t, eng, deployertest.Registry()+"/acme/private-src:"+tag+"-2", ref, encoded)

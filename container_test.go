@@ -123,40 +123,14 @@ func TestBerthContainerRedeploysService(t *testing.T) {
 	ctx := context.Background()
 	image := buildBerthImage(t, eng)
 
-	tag := deployertest.UniqueTag("ctr")
-	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
-	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, fmt.Sprintf(`services:
-  web:
-    image: acme/web:%s
-    init: true
-    ports: ["127.0.0.1::80"]
-    volumes: ["data:/data"]
-  other:
-    image: busybox:1
-    init: true
-    command: ["sleep", "3600"]
-volumes:
-  data: {}
-`, tag))
+	p := upRedeployProject(t, eng, compose, "ctr")
+	tag, project, webName := p.tag, p.project, p.webName
 	// berth runs as uid 65532 and reads the project through a read-only bind mount.
-	root := filepath.Dir(dir)
-	for _, d := range []string{filepath.Dir(root), root, dir} {
+	root := filepath.Dir(p.dir)
+	for _, d := range []string{filepath.Dir(root), root, p.dir} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-	}
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
-	deployertest.Compose(t, compose, dir, "exec", "-T", "web", "sh", "-c", "echo kept > /data/marker")
-	webName, otherName := project+"-web-1", project+"-other-1"
-	before, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := eng.ContainerInspect(ctx, otherName, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
 	}
 
 	// berth's own project, from the repository's compose file, under a name of its own.
@@ -206,7 +180,7 @@ volumes:
 	})
 	t.Logf("webhook → new version answering (berth in a container): %s", time.Since(start))
 
-	checkRedeployedLikeCompose(t, eng, compose, dir, webName, otherName, before, other)
+	p.checkRedeployedLikeCompose(t, eng, compose)
 	deployertest.Eventually(t, "the deploy to be logged done", 30*time.Second, func() bool {
 		return strings.Contains(berthCompose("logs", "--no-color", "berth"), `msg="deploy done"`)
 	})

@@ -31,7 +31,7 @@ func TestDiscoveryServesEveryProject(t *testing.T) {
     ports: ["127.0.0.1::80"]
 `, tag)
 	up := func(name, yaml string, args ...string) string {
-		dir := writeProject(t, name, yaml)
+		dir := deployertest.WriteProject(t, name, yaml)
 		deployertest.Compose(t, compose, dir, append(args, "up", "-d", "--quiet-pull")...)
 		t.Cleanup(func() { deployertest.Compose(t, compose, dir, append(args, "down", "-v", "-t", "1")...) })
 		return dir

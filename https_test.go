@@ -306,7 +306,7 @@ func TestHTTPSWithACME(t *testing.T) {
 	const domain = "berth.example.test"
 	// The project runs another image, so the authenticated webhook is answered (200, nothing
 	// to deploy) without an engine: what is under test is the transport.
-	dir := writeProject(t, "acmetls", "services:\n  web:\n    image: acme/other:1\n")
+	dir := deployertest.WriteProject(t, "acmetls", "services:\n  web:\n    image: acme/other:1\n")
 
 	state := t.TempDir()
 	// The client trusts Pebble's issuing root alone.

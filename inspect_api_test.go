@@ -20,9 +20,8 @@ func TestImageInspectAPI(t *testing.T) {
 	ref := deployertest.Registry() + "/acme/web:" + tag
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "inspected", `LABEL org.opencontainers.image.version=7.0.1`)
 	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, "name: "+project+"\nservices:\n  web:\n    image: "+ref+"\n    init: true\n")
-	deployertest.Compose(t, cli, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, cli, dir, "down", "-v", "-t", "1") })
+	dir := deployertest.WriteProject(t, project, "name: "+project+"\nservices:\n  web:\n    image: "+ref+"\n    init: true\n")
+	deployertest.ComposeUp(t, cli, dir)
 
 	const token = "read-token-0123456789"
 	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": dir, "API_TOKEN": token})

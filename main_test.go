@@ -120,19 +120,6 @@ func servicePort(ctx context.Context, c *client.Client, name string) (string, st
 	return res.Container.ID, "", fmt.Errorf("%s publishes no port 80", name)
 }
 
-// writeProject lays out a compose project in a fresh directory and returns it.
-func writeProject(t *testing.T, name, compose string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // upProject pushes version 1 of acme/web under a fresh tag, writes a project named after the
 // tag whose compose file is composeFmt with the tag for its %s, and starts it with the compose
 // CLI, taking it down when the test ends.
@@ -141,17 +128,23 @@ func upProject(t *testing.T, eng *client.Client, compose, prefix, composeFmt str
 	tag = deployertest.UniqueTag(prefix)
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
 	project = strings.ReplaceAll(tag, "-", "")
-	dir = writeProject(t, project, fmt.Sprintf(composeFmt, tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	dir = deployertest.WriteProject(t, project, fmt.Sprintf(composeFmt, tag))
+	deployertest.ComposeUp(t, compose, dir)
 	return tag, project, dir
 }
 
-func TestDockerHubPushRedeploysService(t *testing.T) {
-	eng := deployertest.Engine(t)
-	compose := deployertest.ComposeCLI(t, "v5.6.0")
-	ctx := context.Background()
-	tag, project, dir := upProject(t, eng, compose, "e2e", `services:
+// redeployProject is the project the end-to-end redeploy tests start with the compose CLI: web,
+// on a pushed version 1 with a marker file in its volume, and other, which no push touches.
+type redeployProject struct {
+	tag, project, dir  string
+	webName, otherName string
+	web, other         client.ContainerInspectResult // as compose made them
+}
+
+func upRedeployProject(t *testing.T, eng *client.Client, compose, prefix string) redeployProject {
+	t.Helper()
+	var p redeployProject
+	p.tag, p.project, p.dir = upProject(t, eng, compose, prefix, `services:
   web:
     image: acme/web:%s
     init: true
@@ -164,17 +157,24 @@ func TestDockerHubPushRedeploysService(t *testing.T) {
 volumes:
   data: {}
 `)
-	deployertest.Compose(t, compose, dir, "exec", "-T", "web", "sh", "-c", "echo kept > /data/marker")
+	deployertest.Compose(t, compose, p.dir, "exec", "-T", "web", "sh", "-c", "echo kept > /data/marker")
+	p.webName, p.otherName = p.project+"-web-1", p.project+"-other-1"
+	var err error
+	if p.web, err = eng.ContainerInspect(context.Background(), p.webName, client.ContainerInspectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p.other, err = eng.ContainerInspect(context.Background(), p.otherName, client.ContainerInspectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
-	webName, otherName := project+"-web-1", project+"-other-1"
-	before, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := eng.ContainerInspect(ctx, otherName, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestDockerHubPushRedeploysService(t *testing.T) {
+	eng := deployertest.Engine(t)
+	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	ctx := context.Background()
+	p := upRedeployProject(t, eng, compose, "e2e")
+	tag, project, dir, webName := p.tag, p.project, p.dir, p.webName
 
 	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": dir})
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")
@@ -194,7 +194,7 @@ volumes:
 	})
 	t.Logf("webhook → new version answering: %s", time.Since(start))
 
-	checkRedeployedLikeCompose(t, eng, compose, dir, webName, otherName, before, other)
+	p.checkRedeployedLikeCompose(t, eng, compose)
 	if strings.Contains(logs.String(), testSecret) {
 		t.Error("the secret appears in berth's log")
 	}
@@ -210,9 +210,10 @@ volumes:
 // container with compose's name and labels (a new image label, the replace label), the old one
 // gone, the named volume's data kept, service other untouched, and a later `docker compose up -d`
 // changing nothing.
-func checkRedeployedLikeCompose(t *testing.T, eng *client.Client, compose, dir, webName, otherName string, before, other client.ContainerInspectResult) {
+func (p redeployProject) checkRedeployedLikeCompose(t *testing.T, eng *client.Client, compose string) {
 	t.Helper()
 	ctx := context.Background()
+	dir, webName, otherName, before, other := p.dir, p.webName, p.otherName, p.web, p.other
 	after, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -379,7 +380,7 @@ func TestRegistryNotificationRedeploysPinnedDigest(t *testing.T) {
 	deployertest.PushHTTPImageTo(t, eng, reg, "acme/web", tag, "version 1")
 	stop()
 	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, fmt.Sprintf(`services:
+	dir := deployertest.WriteProject(t, project, fmt.Sprintf(`services:
   web:
     image: %s/acme/web:%s
     init: true
@@ -387,8 +388,7 @@ func TestRegistryNotificationRedeploysPinnedDigest(t *testing.T) {
 `, reg, tag))
 	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": dir, "DISTRIBUTION_TOKEN": token})
 	startRegistry(t, regDir, reg, url+"/webhook", token)
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	deployertest.ComposeUp(t, compose, dir)
 	webName := project + "-web-1"
 	before, err := eng.ContainerInspect(ctx, webName, client.ContainerInspectOptions{})
 	if err != nil {

@@ -131,9 +131,8 @@ func TestOperatorSurface(t *testing.T) {
 		return fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n"+
 			"  off:\n    image: busybox:1\n    init: true\n    command: [sleep, \"3600\"]\n    labels: {berth.enable: \"false\"}\n", tag)
 	}
-	dir := writeProject(t, project, composeFile(tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	dir := deployertest.WriteProject(t, project, composeFile(tag))
+	deployertest.ComposeUp(t, compose, dir)
 
 	plain, slack, discord := newReceiver(t), newReceiver(t), newReceiver(t)
 	release := make(chan struct{})
@@ -306,9 +305,8 @@ func TestSemverTagPolicy(t *testing.T) {
 	version := func(v string) string { return fmt.Sprintf("LABEL org.opencontainers.image.version=%q", v) }
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1.1.0", version("1.1.0"))
 	project := strings.ReplaceAll(tag, "-", "")
-	dir := writeProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    labels: {berth.tag-policy: semver}\n", tag))
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	dir := deployertest.WriteProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    labels: {berth.tag-policy: semver}\n", tag))
+	deployertest.ComposeUp(t, compose, dir)
 	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": dir, "API_TOKEN": testToken})
 	runningImage := func() string {
 		var st deployer.ServiceStatus

@@ -178,7 +178,7 @@ func TestRolloutOrdersThroughAProxy(t *testing.T) {
 			tag := deployertest.UniqueTag("order")
 			project := strings.ReplaceAll(tag, "-", "")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
-			dir := writeProject(t, project, fmt.Sprintf(`services:
+			dir := deployertest.WriteProject(t, project, fmt.Sprintf(`services:
   web:
     image: acme/web:%s
     init: true
@@ -190,8 +190,7 @@ func TestRolloutOrdersThroughAProxy(t *testing.T) {
     environment: {UPSTREAM: "http://web:80"}
     ports: ["127.0.0.1::8080"]
 `, tag, order, proxy))
-			deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-			t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+			deployertest.ComposeUp(t, compose, dir)
 			res, err := eng.ContainerInspect(context.Background(), project+"-proxy-1", client.ContainerInspectOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -342,9 +341,8 @@ func TestKilledMidDeployIsRepairedAtStart(t *testing.T) {
 			tag := deployertest.UniqueTag("crash")
 			project := strings.ReplaceAll(tag, "-", "")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 0")
-			dir := writeProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n    deploy: {update_config: {order: %s}}\n", tag, tc.order))
-			deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-			t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+			dir := deployertest.WriteProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n    deploy: {update_config: {order: %s}}\n", tag, tc.order))
+			deployertest.ComposeUp(t, compose, dir)
 			env := rolloutEnv(t, dir)
 			web := project + "-web-1"
 			for i, step := range tc.steps {

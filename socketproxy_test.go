@@ -147,9 +147,8 @@ func TestSocketProxyExecWhenEnabled(t *testing.T) {
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
 	project := strings.ReplaceAll(deployertest.UniqueTag("proxyexec"), "-", "")
-	dir := writeProject(t, project, "services:\n  box:\n    image: busybox:1\n    init: true\n    command: [sleep, '3600']\n")
-	deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+	dir := deployertest.WriteProject(t, project, "services:\n  box:\n    image: busybox:1\n    init: true\n    command: [sleep, '3600']\n")
+	deployertest.ComposeUp(t, compose, dir)
 
 	proxyAddr, _ := startSocketProxy(t, map[string]string{"SOCKET_PROXY_EXEC": "true"})
 	through, err := client.New(client.WithHost(proxyAddr), client.WithAPIVersionNegotiation())

@@ -35,17 +35,10 @@ func newRolloutProject(t *testing.T, web string, extra string) *rolloutProject {
 	tag := deployertest.UniqueTag("rollout")
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
 	name := strings.ReplaceAll(tag, "-", "")
-	dir := filepath.Join(t.TempDir(), name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	compose := fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n%s%s", tag, web, extra)
-	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := deployertest.WriteProject(t, name,
+		fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n%s%s", tag, web, extra))
 	p := &rolloutProject{t: t, eng: eng, cli: cli, dir: dir, name: name, tag: tag}
-	deployertest.Compose(t, cli, dir, "up", "-d", "--quiet-pull")
-	t.Cleanup(func() { deployertest.Compose(t, cli, dir, "down", "-v", "-t", "1") })
+	deployertest.ComposeUp(t, cli, dir)
 	return p
 }
 

@@ -3,8 +3,6 @@ package deployer
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,15 +23,8 @@ func TestNeverRedeploysItself(t *testing.T) {
 	deployertest.PushHTTPImage(t, eng, "acme/berth", tag, "berth 1")
 	suffix := strings.ReplaceAll(tag, "-", "")
 	up := func(name, yaml string) ProjectSpec {
-		dir := filepath.Join(t.TempDir(), name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		deployertest.Compose(t, compose, dir, "up", "-d", "--quiet-pull")
-		t.Cleanup(func() { deployertest.Compose(t, compose, dir, "down", "-v", "-t", "1") })
+		dir := deployertest.WriteProject(t, name, yaml)
+		deployertest.ComposeUp(t, compose, dir)
 		return ProjectSpec{Dir: dir}
 	}
 	selfSpec := up("own"+suffix, fmt.Sprintf(`services:

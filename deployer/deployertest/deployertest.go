@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +85,28 @@ func Compose(t testing.TB, bin, dir string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// ComposeUp starts the project in dir with `compose up -d` and takes it down, volumes
+// included, when the test ends.
+func ComposeUp(t testing.TB, bin, dir string) {
+	t.Helper()
+	Compose(t, bin, dir, "up", "-d", "--quiet-pull")
+	t.Cleanup(func() { Compose(t, bin, dir, "down", "-v", "-t", "1") })
+}
+
+// WriteProject lays out a compose project named name (its directory's name) in a fresh
+// directory, with compose as its compose.yaml, and returns the directory.
+func WriteProject(t testing.TB, name, compose string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // UniqueTag returns a tag no other test run uses, so tests can share one registry.
