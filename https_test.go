@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -36,20 +35,9 @@ const pebbleVersion = "v2.10.1"
 // through client on https://addr.
 func startBerthTLS(t *testing.T, env map[string]string, client *http.Client) (addr, httpAddr string, logs *deployertest.Log) {
 	t.Helper()
-	base := map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug"}
-	for k, v := range env {
-		base[k] = v
-	}
-	for k, v := range base {
-		t.Setenv(k, v)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	logs = &deployertest.Log{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"berth"}, os.Environ(), io.Discard, logs) }()
+	listening, logs, stop := launchBerth(t, env)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("berth exited with %v", err)
 		}
 	})
@@ -58,20 +46,11 @@ func startBerthTLS(t *testing.T, env map[string]string, client *http.Client) (ad
 			t.Logf("berth's log:\n%s", logs.String())
 		}
 	})
-	line := regexp.MustCompile(`msg=listening addr=(\S+) tls=\S+(?: http_addr=(\S+))?`)
-	deployertest.Eventually(t, "berth to listen", 10*time.Second, func() bool {
-		if m := line.FindStringSubmatch(logs.String()); m != nil {
-			addr, httpAddr = m[1], m[2]
-			return true
-		}
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("berth exited before listening: %v\n%s", err, logs.String())
-		default:
-		}
-		return false
-	})
+	m := regexp.MustCompile(`addr=(\S+) tls=\S+(?: http_addr=(\S+))?`).FindStringSubmatch(listening)
+	if m == nil {
+		t.Fatalf("berth listens without TLS: %s", listening)
+	}
+	addr, httpAddr = m[1], m[2]
 	deployertest.Eventually(t, "/healthz over HTTPS", 60*time.Second, func() bool {
 		resp, err := client.Get("https://" + addr + "/healthz")
 		if err != nil {

@@ -45,6 +45,19 @@ func startBerth(t *testing.T, env map[string]string) (string, *deployertest.Log)
 // returns the same result.
 func startBerthStoppable(t *testing.T, env map[string]string) (string, *deployertest.Log, func() error) {
 	t.Helper()
+	listening, logs, stop := launchBerth(t, env)
+	url := "http://" + regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(listening)[1]
+	deployertest.Eventually(t, "/healthz", 10*time.Second, func() bool {
+		_, err := deployertest.Get(url + "/healthz")
+		return err == nil
+	})
+	return url, logs, stop
+}
+
+// launchBerth runs berth in-process with env over the tests' defaults and waits for its
+// "listening" log line, which it returns with the log and stop (see startBerthStoppable).
+func launchBerth(t *testing.T, env map[string]string) (listening string, logs *deployertest.Log, stop func() error) {
+	t.Helper()
 	base := map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug"}
 	for k, v := range env {
 		base[k] = v
@@ -53,21 +66,20 @@ func startBerthStoppable(t *testing.T, env map[string]string) (string, *deployer
 		t.Setenv(k, v)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &deployertest.Log{}
+	logs = &deployertest.Log{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"berth"}, os.Environ(), io.Discard, logs) }()
 	var once sync.Once
 	var runErr error
-	stop := func() error {
+	stop = func() error {
 		once.Do(func() { cancel(); runErr = <-done })
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() }) // a test that gives up before calling stop
-	addr := regexp.MustCompile(`msg=listening addr=(\S+)`)
-	var url string
+	line := regexp.MustCompile(`msg=listening [^\n]*`)
 	deployertest.Eventually(t, "berth to listen", 10*time.Second, func() bool {
-		if m := addr.FindStringSubmatch(logs.String()); m != nil {
-			url = "http://" + m[1]
+		listening = line.FindString(logs.String())
+		if listening != "" {
 			return true
 		}
 		select {
@@ -78,11 +90,7 @@ func startBerthStoppable(t *testing.T, env map[string]string) (string, *deployer
 		}
 		return false
 	})
-	deployertest.Eventually(t, "/healthz", 10*time.Second, func() bool {
-		_, err := deployertest.Get(url + "/healthz")
-		return err == nil
-	})
-	return url, logs, stop
+	return listening, logs, stop
 }
 
 // dockerHubPayload is the Docker Hub fixture with its tag replaced.
