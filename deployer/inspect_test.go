@@ -46,6 +46,21 @@ func pushInspectImage(t *testing.T, eng *client.Client) string {
 	return ref
 }
 
+// pushedInspectImage is pushInspectImage, with the pushed image as the registry serves it.
+func pushedInspectImage(t *testing.T, eng *client.Client) (string, v1.Image) {
+	t.Helper()
+	ref := pushInspectImage(t, eng)
+	parsed, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(parsed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref, img
+}
+
 // requireSameAsEngine compares a registry summary with the engine's inspect and history of the
 // same image (the one the test built and pushed).
 func requireSameAsEngine(t *testing.T, eng *client.Client, local string, info ImageInfo) {
@@ -177,17 +192,9 @@ func dockerConfig(t *testing.T, auths map[string][2]string) {
 func TestInspectRemoteWithCredentials(t *testing.T) {
 	eng := deployertest.Engine(t)
 	addr, user, pass := authRegistry(t)
-	src := pushInspectImage(t, eng)
+	src, img := pushedInspectImage(t, eng)
 
 	// Copy the image into the htpasswd registry through the registry API: same config, same history.
-	srcRef, err := name.ParseReference(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(srcRef)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dst := addr + "/acme/private:" + deployertest.UniqueTag("inspect")
 	dstRef, err := name.ParseReference(dst)
 	if err != nil {
@@ -235,15 +242,7 @@ func TestInspectRemoteWithCredentials(t *testing.T) {
 // the engine's platform is the one summarized.
 func TestInspectRemoteIndex(t *testing.T) {
 	eng := deployertest.Engine(t)
-	src := pushInspectImage(t, eng)
-	srcRef, err := name.ParseReference(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(srcRef)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, img := pushedInspectImage(t, eng)
 	idx := mutate.AppendManifests(empty.Index,
 		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}}},
 		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}}})
