@@ -203,22 +203,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, specs []createSpec, olds []container.Summary, g gate, hooks Hooks) error {
 	for i := range jn.Swaps {
 		sw := &jn.Swaps[i]
-		if sw.OldID == "" {
-			if err := prog.do("create", sw.Name, func() error {
-				id, err := d.create(ctx, sw.Name, specs[i])
-				sw.NewID = id
-				return err
-			}); err != nil {
-				return err
-			}
-			if err := prog.do("start", sw.Name, func() error { return d.start(ctx, sw.NewID, sw.Name) }); err != nil {
-				return err
-			}
-			if err := d.postStart(ctx, prog, hooks, sw.NewID, sw.Name); err != nil {
-				return err
-			}
-			continue
-		}
+		// A new replica (no old container) makes room for nobody: its Tmp is its final name.
 		if err := prog.do("create", sw.Tmp, func() error {
 			id, err := d.create(ctx, sw.Tmp, specs[i])
 			sw.NewID = id
@@ -226,7 +211,7 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 		}); err != nil {
 			return err
 		}
-		if sw.StartFirst {
+		if sw.OldID == "" || sw.StartFirst {
 			if err := prog.do("start", sw.Tmp, func() error { return d.start(ctx, sw.NewID, sw.Tmp) }); err != nil {
 				return err
 			}
