@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/client"
 )
@@ -134,7 +135,7 @@ func (d *Deployer) semverGate(ctx context.Context, log *slog.Logger, j job, proj
 		}
 	}
 	log.Info("push refused by tag policy "+TagPolicySemver, "reason", why)
-	return OutcomeSkipped, Errorf(KindConflict, "%s", why)
+	return OutcomeSkipped, fault.Errorf(fault.Conflict, "%s", why)
 }
 
 // plan is a dry run: it loads the service, checks what a deploy checks, and logs the engine
@@ -146,7 +147,7 @@ func (d *Deployer) plan(ctx context.Context, log *slog.Logger, j job) error {
 	}
 	s, ok := p.Services[j.service]
 	if !ok {
-		return Errorf(KindNotFound, "service %s is no longer in project %s", j.service, p.Name)
+		return fault.Errorf(fault.NotFound, "service %s is no longer in project %s", j.service, p.Name)
 	}
 	if err := checkSupported(p, s); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/api/types/blkiodev"
 	"github.com/moby/moby/api/types/container"
@@ -66,7 +67,7 @@ var refusedBecause = map[string]string{
 // checkSupported refuses a service that sets an attribute berth cannot reproduce exactly.
 func checkSupported(p *types.Project, s types.ServiceConfig) error {
 	if s.Build != nil {
-		return Errorf(KindInvalid, "service %s has a build section; berth deploys pushed images only (remove build: or deploy it with docker compose)", s.Name)
+		return fault.Errorf(fault.Invalid, "service %s has a build section; berth deploys pushed images only (remove build: or deploy it with docker compose)", s.Name)
 	}
 	raw, err := json.Marshal(s)
 	if err != nil {
@@ -134,7 +135,7 @@ func checkSupported(p *types.Project, s types.ServiceConfig) error {
 	}
 	if len(unsupported) > 0 {
 		slices.Sort(unsupported)
-		return Errorf(KindInvalid, "service %s uses %s, which berth does not support; nothing was changed (deploy it with docker compose, or remove the attribute)",
+		return fault.Errorf(fault.Invalid, "service %s uses %s, which berth does not support; nothing was changed (deploy it with docker compose, or remove the attribute)",
 			s.Name, strings.Join(unsupported, ", "))
 	}
 	return nil
@@ -205,7 +206,7 @@ func buildCreateSpec(p *types.Project, s types.ServiceConfig, n int, labels map[
 	for _, d := range s.DNS {
 		a, err := netip.ParseAddr(d)
 		if err != nil {
-			return createSpec{}, Errorf(KindInvalid, "service %s: dns %q is not an IP address", s.Name, d)
+			return createSpec{}, fault.Errorf(fault.Invalid, "service %s: dns %q is not an IP address", s.Name, d)
 		}
 		dns = append(dns, a)
 	}
@@ -292,7 +293,7 @@ func networkSpecs(p *types.Project, s types.ServiceConfig, n int, spec *createSp
 			if cfg.Ipv4Address != "" {
 				a, err := netip.ParseAddr(cfg.Ipv4Address)
 				if err != nil {
-					return nil, Errorf(KindInvalid, "service %s network %s: ipv4_address: %w", s.Name, key, err)
+					return nil, fault.Errorf(fault.Invalid, "service %s network %s: ipv4_address: %w", s.Name, key, err)
 				}
 				ipam.IPv4Address = a.Unmap()
 				ep.IPAddress = a
@@ -300,7 +301,7 @@ func networkSpecs(p *types.Project, s types.ServiceConfig, n int, spec *createSp
 			if cfg.Ipv6Address != "" {
 				a, err := netip.ParseAddr(cfg.Ipv6Address)
 				if err != nil {
-					return nil, Errorf(KindInvalid, "service %s network %s: ipv6_address: %w", s.Name, key, err)
+					return nil, fault.Errorf(fault.Invalid, "service %s network %s: ipv6_address: %w", s.Name, key, err)
 				}
 				ipam.IPv6Address = a
 			}
@@ -310,7 +311,7 @@ func networkSpecs(p *types.Project, s types.ServiceConfig, n int, spec *createSp
 				}
 				a, err := netip.ParseAddr(l)
 				if err != nil {
-					return nil, Errorf(KindInvalid, "service %s network %s: link_local_ips: %w", s.Name, key, err)
+					return nil, fault.Errorf(fault.Invalid, "service %s network %s: link_local_ips: %w", s.Name, key, err)
 				}
 				ipam.LinkLocalIPs = append(ipam.LinkLocalIPs, a)
 			}
@@ -322,7 +323,7 @@ func networkSpecs(p *types.Project, s types.ServiceConfig, n int, spec *createSp
 	}
 	primary, ok := p.Networks[keys[0]]
 	if !ok {
-		return Errorf(KindInvalid, "service %s uses network %s, which the project does not define", s.Name, keys[0])
+		return fault.Errorf(fault.Invalid, "service %s uses network %s, which the project does not define", s.Name, keys[0])
 	}
 	ep, err := endpoint(keys[0])
 	if err != nil {
@@ -334,7 +335,7 @@ func networkSpecs(p *types.Project, s types.ServiceConfig, n int, spec *createSp
 	for _, key := range keys[1:] {
 		nw, ok := p.Networks[key]
 		if !ok {
-			return Errorf(KindInvalid, "service %s uses network %s, which the project does not define", s.Name, key)
+			return fault.Errorf(fault.Invalid, "service %s uses network %s, which the project does not define", s.Name, key)
 		}
 		ep, err := endpoint(key)
 		if err != nil {
@@ -351,13 +352,13 @@ func portSpecs(s types.ServiceConfig) (network.PortSet, network.PortMap, error) 
 	for _, p := range s.Ports {
 		port, err := network.ParsePort(fmt.Sprintf("%d/%s", p.Target, p.Protocol))
 		if err != nil {
-			return nil, nil, Errorf(KindInvalid, "service %s port %d: %w", s.Name, p.Target, err)
+			return nil, nil, fault.Errorf(fault.Invalid, "service %s port %d: %w", s.Name, p.Target, err)
 		}
 		exposed[port] = struct{}{}
 		var hostIP netip.Addr
 		if p.HostIP != "" {
 			if hostIP, err = netip.ParseAddr(p.HostIP); err != nil {
-				return nil, nil, Errorf(KindInvalid, "service %s port %d: host ip: %w", s.Name, p.Target, err)
+				return nil, nil, fault.Errorf(fault.Invalid, "service %s port %d: host ip: %w", s.Name, p.Target, err)
 			}
 		}
 		bindings[port] = append(bindings[port], network.PortBinding{HostIP: hostIP, HostPort: p.Published})
@@ -365,7 +366,7 @@ func portSpecs(s types.ServiceConfig) (network.PortSet, network.PortMap, error) 
 	for _, e := range s.Expose {
 		pr, err := network.ParsePortRange(e)
 		if err != nil {
-			return nil, nil, Errorf(KindInvalid, "service %s expose %q: %w", s.Name, e, err)
+			return nil, nil, fault.Errorf(fault.Invalid, "service %s expose %q: %w", s.Name, e, err)
 		}
 		for port := range pr.All() {
 			exposed[port] = struct{}{}
@@ -471,7 +472,7 @@ func serviceMount(p *types.Project, v types.ServiceVolumeConfig) (mount.Mount, e
 	switch v.Type {
 	case types.VolumeTypeBind:
 		if !filepath.IsAbs(v.Source) {
-			return mount.Mount{}, Errorf(KindInvalid, "bind mount source %q is not absolute", v.Source)
+			return mount.Mount{}, fault.Errorf(fault.Invalid, "bind mount source %q is not absolute", v.Source)
 		}
 		if v.Bind != nil {
 			m.BindOptions = &mount.BindOptions{Propagation: mount.Propagation(v.Bind.Propagation), CreateMountpoint: bool(v.Bind.CreateHostPath)}
@@ -488,7 +489,7 @@ func serviceMount(p *types.Project, v types.ServiceVolumeConfig) (mount.Mount, e
 		if v.Source != "" {
 			vol, ok := p.Volumes[v.Source]
 			if !ok {
-				return mount.Mount{}, Errorf(KindInvalid, "volume %s is not defined in the project's volumes", v.Source)
+				return mount.Mount{}, fault.Errorf(fault.Invalid, "volume %s is not defined in the project's volumes", v.Source)
 			}
 			m.Source = vol.Name
 		}
@@ -694,17 +695,17 @@ func securityOptions(p *types.Project, s types.ServiceConfig) ([]string, bool, e
 		key, val, ok := strings.Cut(opt, "=")
 		if !ok && key != "no-new-privileges" {
 			if key, val, ok = strings.Cut(opt, ":"); !ok {
-				return nil, false, Errorf(KindInvalid, "service %s: invalid security_opt %q", s.Name, opt)
+				return nil, false, fault.Errorf(fault.Invalid, "service %s: invalid security_opt %q", s.Name, opt)
 			}
 		}
 		if key == "seccomp" && val != "unconfined" && val != "builtin" {
 			raw, err := os.ReadFile(p.RelativePath(val))
 			if err != nil {
-				return nil, false, Errorf(KindInvalid, "service %s: seccomp profile: %w", s.Name, err)
+				return nil, false, fault.Errorf(fault.Invalid, "service %s: seccomp profile: %w", s.Name, err)
 			}
 			var b bytes.Buffer
 			if err := json.Compact(&b, raw); err != nil {
-				return nil, false, Errorf(KindInvalid, "service %s: seccomp profile %s: %w", s.Name, val, err)
+				return nil, false, fault.Errorf(fault.Invalid, "service %s: seccomp profile %s: %w", s.Name, val, err)
 			}
 			out = append(out, "seccomp="+b.String())
 			continue

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // TestCheckSupportedRefusesWhatBerthCannotReproduce: a service with an attribute berth would
@@ -50,8 +52,8 @@ func TestCheckSupportedRefusesWhatBerthCannotReproduce(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted, want an error naming %v", tt.want)
 			}
-			if KindOf(err) != KindInvalid {
-				t.Errorf("error %v is not KindInvalid", err)
+			if fault.KindOf(err) != fault.Invalid {
+				t.Errorf("error %v is not fault.Invalid", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {

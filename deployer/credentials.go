@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/registry"
 )
@@ -125,9 +126,9 @@ func (c Credentials) explain(ref string, err error) error {
 	}
 	host := hostOf(ref)
 	if _, ok := c.byHost[host]; ok {
-		return Errorf(KindForbidden, "%w; registry %s refused berth's login: check the credentials for it in DOCKER_CONFIG's config.json or PULL_CREDENTIALS", err, host)
+		return fault.Errorf(fault.Forbidden, "%w; registry %s refused berth's login: check the credentials for it in DOCKER_CONFIG's config.json or PULL_CREDENTIALS", err, host)
 	}
-	return Errorf(KindForbidden, "%w; berth has no login for registry %s: add one to DOCKER_CONFIG's config.json or set PULL_CREDENTIALS=%s=user:password", err, host, host)
+	return fault.Errorf(fault.Forbidden, "%w; berth has no login for registry %s: add one to DOCKER_CONFIG's config.json or set PULL_CREDENTIALS=%s=user:password", err, host, host)
 }
 
 // hostOf is the registry host of an image reference; docker.io for Docker Hub images.

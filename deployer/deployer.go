@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/moby/client"
 )
@@ -206,7 +207,7 @@ func (d *Deployer) Plan(ctx context.Context, req Request) (Ticket, error) {
 func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error) {
 	pushed, err := parseImageRef(req.Repository + ":" + req.Tag)
 	if err != nil || req.Tag == "" {
-		return Ticket{}, nil, Errorf(KindInvalid, "pushed image %q with tag %q is not a valid image reference", req.Repository, req.Tag)
+		return Ticket{}, nil, fault.Errorf(fault.Invalid, "pushed image %q with tag %q is not a valid image reference", req.Repository, req.Tag)
 	}
 	if req.Digest != "" {
 		if _, err := pinnedRef(req.Repository, req.Digest); err != nil {
@@ -214,7 +215,7 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 		}
 	}
 	if ns := firstSegment(pushed.Namespace()); !slices.Contains(d.owners, ns) {
-		return Ticket{}, nil, Errorf(KindForbidden, "OWNER=%s does not allow namespace %s; set OWNER=%s to allow it",
+		return Ticket{}, nil, fault.Errorf(fault.Forbidden, "OWNER=%s does not allow namespace %s; set OWNER=%s to allow it",
 			strings.Join(d.owners, ","), ns, strings.Join(append(slices.Clone(d.owners), ns), ","))
 	}
 	t := Ticket{ID: newID(), Image: pushed.Familiar(), Services: []string{}}
@@ -259,14 +260,14 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 		}
 	}
 	if len(skipped) > 0 && d.self.SwarmService != "" {
-		err := Errorf(KindConflict, "%s runs berth itself (or the socket proxy it talks through); berth does not update the service "+
+		err := fault.Errorf(fault.Conflict, "%s runs berth itself (or the socket proxy it talks through); berth does not update the service "+
 			"serving this request. Update it from a manager node: `docker service update --image %s <service>`", strings.Join(skipped, ", "), t.Image)
 		if len(jobs) == 0 {
 			return Ticket{}, nil, err
 		}
 		d.log.Warn("push matches berth's own services; deploying the others only", "deploy", t.ID, "skipped", strings.Join(skipped, ","), "err", err)
 	} else if len(skipped) > 0 {
-		err := Errorf(KindConflict, "%s runs berth itself (or the socket proxy it talks through); berth does not recreate "+
+		err := fault.Errorf(fault.Conflict, "%s runs berth itself (or the socket proxy it talks through); berth does not recreate "+
 			"the container serving this request. Update it from the host: run `docker compose pull && docker compose up -d` in project %s",
 			strings.Join(skipped, ", "), d.self.Project)
 		if len(jobs) == 0 {
@@ -420,7 +421,7 @@ func logOutcome(log *slog.Logger, rec Record) {
 // engineDown says whether err means the engine did not answer at all, worth retrying later.
 func engineDown(err error) bool {
 	return client.IsErrConnectionFailed(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
-		(KindOf(err) == KindUnavailable && !errors.Is(err, context.Canceled))
+		(fault.KindOf(err) == fault.Unavailable && !errors.Is(err, context.Canceled))
 }
 
 // progress records a deploy's steps, in order, in its Record and, once the deploy touches

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/moby/moby/client"
 )
 
@@ -60,7 +61,7 @@ func Discover(ctx context.Context, eng engine, o DiscoverOptions) ([]DiscoveredP
 		Filters: make(client.Filters).Add("label", labelProject),
 	})
 	if err != nil {
-		return nil, Errorf(KindUnavailable, "list compose containers to discover projects: %w", err)
+		return nil, fault.Errorf(fault.Unavailable, "list compose containers to discover projects: %w", err)
 	}
 	found := map[string]*DiscoveredProject{}
 	envFiles := map[string]string{}

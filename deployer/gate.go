@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -53,16 +54,16 @@ func (g GateConfig) Enabled() bool { return g.Image != "" || g.URL != "" }
 func (g GateConfig) Validate() error {
 	switch {
 	case g.Image != "" && g.URL != "":
-		return Errorf(KindInvalid, "gate has both an image (%s) and a URL (%s); set one", g.Image, g.URL)
+		return fault.Errorf(fault.Invalid, "gate has both an image (%s) and a URL (%s); set one", g.Image, g.URL)
 	case g.Command != "" && g.Image == "":
-		return Errorf(KindInvalid, "gate command %q needs a gate image to run in", g.Command)
+		return fault.Errorf(fault.Invalid, "gate command %q needs a gate image to run in", g.Command)
 	case g.Timeout < 0:
-		return Errorf(KindInvalid, "gate timeout %s is negative", g.Timeout)
+		return fault.Errorf(fault.Invalid, "gate timeout %s is negative", g.Timeout)
 	case g.URL != "" && !strings.HasPrefix(g.URL, "http://") && !strings.HasPrefix(g.URL, "https://"):
-		return Errorf(KindInvalid, "gate URL %q must start with http:// or https://", g.URL)
+		return fault.Errorf(fault.Invalid, "gate URL %q must start with http:// or https://", g.URL)
 	}
 	if _, err := parseCommand(g.Command); err != nil {
-		return Errorf(KindInvalid, "gate command: %v", err)
+		return fault.Errorf(fault.Invalid, "gate command: %v", err)
 	}
 	return nil
 }
@@ -72,7 +73,7 @@ func deployGateFor(def GateConfig, labels types.Labels) (GateConfig, error) {
 	if v := labels[LabelGate]; v == "off" || v == "false" {
 		return GateConfig{}, nil
 	} else if v != "" {
-		return GateConfig{}, Errorf(KindInvalid, "label %s=%q: only \"off\" is understood", LabelGate, v)
+		return GateConfig{}, fault.Errorf(fault.Invalid, "label %s=%q: only \"off\" is understood", LabelGate, v)
 	}
 	g := def
 	if def.Enabled() {
@@ -87,7 +88,7 @@ func deployGateFor(def GateConfig, labels types.Labels) (GateConfig, error) {
 	if v := labels[LabelGateTimeout]; v != "" {
 		t, err := time.ParseDuration(v)
 		if err != nil || t <= 0 {
-			return GateConfig{}, Errorf(KindInvalid, "label %s=%q is not a positive duration such as 2m", LabelGateTimeout, v)
+			return GateConfig{}, fault.Errorf(fault.Invalid, "label %s=%q is not a positive duration such as 2m", LabelGateTimeout, v)
 		}
 		g.Timeout = t
 	}

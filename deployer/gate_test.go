@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // execCounter is the real engine, counting the exec calls berth makes: a real engine cannot say
@@ -192,7 +193,7 @@ func TestGateConfigFromLabels(t *testing.T) {
 	} {
 		got, err := deployGateFor(def, tc.labels)
 		if tc.bad != "" {
-			if KindOf(err) != KindInvalid || !strings.Contains(err.Error(), tc.bad) {
+			if fault.KindOf(err) != fault.Invalid || !strings.Contains(err.Error(), tc.bad) {
 				t.Errorf("%v: %v, want invalid naming %q", tc.labels, err, tc.bad)
 			}
 			continue

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -278,11 +279,11 @@ func markBindsAsWritten(ctx context.Context, spec ProjectSpec, project *types.Pr
 		o.SkipValidation = true
 	}))
 	if err != nil {
-		return Errorf(KindInvalid, "compose project in %s: %w", spec.Dir, err)
+		return fault.Errorf(fault.Invalid, "compose project in %s: %w", spec.Dir, err)
 	}
 	model, err := opts.LoadModel(ctx)
 	if err != nil {
-		return Errorf(KindInvalid, "load compose project: %w", err)
+		return fault.Errorf(fault.Invalid, "load compose project: %w", err)
 	}
 	services, _ := model["services"].(map[string]any)
 	for name, s := range project.Services {

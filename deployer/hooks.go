@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
@@ -43,13 +44,13 @@ func hooksFor(labels types.Labels) (Hooks, error) {
 	h := Hooks{PreStop: labels[LabelHookPreStop], PostStart: labels[LabelHookPostStart], Timeout: DefaultHookTimeout}
 	for _, l := range []string{LabelHookPreStop, LabelHookPostStart} {
 		if _, err := parseCommand(labels[l]); err != nil {
-			return Hooks{}, Errorf(KindInvalid, "label %s: %v", l, err)
+			return Hooks{}, fault.Errorf(fault.Invalid, "label %s: %v", l, err)
 		}
 	}
 	if v := labels[LabelHookTimeout]; v != "" {
 		t, err := time.ParseDuration(v)
 		if err != nil || t <= 0 {
-			return Hooks{}, Errorf(KindInvalid, "label %s=%q is not a positive duration such as 30s", LabelHookTimeout, v)
+			return Hooks{}, fault.Errorf(fault.Invalid, "label %s=%q is not a positive duration such as 30s", LabelHookTimeout, v)
 		}
 		h.Timeout = t
 	}
@@ -64,7 +65,7 @@ func hooksFor(labels types.Labels) (Hooks, error) {
 func (d *Deployer) runHook(ctx context.Context, which, containerID, cmd string, timeout time.Duration) error {
 	argv, err := parseCommand(cmd)
 	if err != nil || argv == nil {
-		return Errorf(KindInvalid, "hook %s: %v", which, err)
+		return fault.Errorf(fault.Invalid, "hook %s: %v", which, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -88,7 +89,7 @@ func (d *Deployer) runHook(ctx context.Context, which, containerID, cmd string, 
 		att.Close()
 		<-copied
 		// The engine cannot kill an exec; the process goes on, but the deploy does not wait for it.
-		return Errorf(KindConflict, "hook %s did not finish within %s%s", which, timeout, outputTail(out.Bytes()))
+		return fault.Errorf(fault.Conflict, "hook %s did not finish within %s%s", which, timeout, outputTail(out.Bytes()))
 	}
 	att.Close()
 	// The engine may record the exit a moment after the output closes: look a few times.
@@ -103,10 +104,10 @@ func (d *Deployer) runHook(ctx context.Context, which, containerID, cmd string, 
 		time.Sleep(20 * time.Millisecond)
 	}
 	if ins.Running {
-		return Errorf(KindConflict, "hook %s closed its output but is still running", which)
+		return fault.Errorf(fault.Conflict, "hook %s closed its output but is still running", which)
 	}
 	if ins.ExitCode != 0 {
-		return Errorf(KindConflict, "hook %s exited with code %d%s", which, ins.ExitCode, outputTail(out.Bytes()))
+		return fault.Errorf(fault.Conflict, "hook %s exited with code %d%s", which, ins.ExitCode, outputTail(out.Bytes()))
 	}
 	return nil
 }

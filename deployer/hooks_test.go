@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // hookProject is a service whose hooks append "<hook> <container hostname> <version>" to a log
@@ -136,7 +137,7 @@ func TestHookLabels(t *testing.T) {
 		"berth.hook.pre-stop":   {LabelHookPreStop: "[1, 2]"},
 		"berth.hook.post-start": {LabelHookPostStart: "[]"},
 	} {
-		if _, err := hooksFor(bad); KindOf(err) != KindInvalid || !strings.Contains(err.Error(), labels) {
+		if _, err := hooksFor(bad); fault.KindOf(err) != fault.Invalid || !strings.Contains(err.Error(), labels) {
 			t.Errorf("%v: %v, want invalid naming %s", bad, err, labels)
 		}
 	}

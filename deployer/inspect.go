@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -105,7 +106,7 @@ func (d *Deployer) InspectImage(ctx context.Context, ref string) (ImageReport, e
 func (d *Deployer) containersRunning(ctx context.Context, ref, configDigest string) ([]RunningService, error) {
 	want, err := parseImageRef(ref)
 	if err != nil {
-		return nil, Errorf(KindInvalid, "%v", err)
+		return nil, fault.Errorf(fault.Invalid, "%v", err)
 	}
 	res, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", labelProject)})
 	if err != nil {
@@ -140,7 +141,7 @@ func InspectRemote(ctx context.Context, ref string, kc authn.Keychain) (ImageInf
 	}
 	r, err := name.ParseReference(ref)
 	if err != nil {
-		return ImageInfo{}, Errorf(KindInvalid, "image reference %q: %v", ref, err)
+		return ImageInfo{}, fault.Errorf(fault.Invalid, "image reference %q: %v", ref, err)
 	}
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
 	desc, err := remote.Get(r, opts...)
@@ -229,25 +230,25 @@ func registryError(r name.Reference, err error) error {
 	if errors.As(err, &te) {
 		switch te.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return &Error{Kind: KindForbidden, Err: err, Msg: fmt.Sprintf("registry %s refused access to %s (%d %s): "+
+			return &fault.Error{Kind: fault.Forbidden, Err: err, Msg: fmt.Sprintf("registry %s refused access to %s (%d %s): "+
 				"berth has no valid credentials for %s; run `docker login %s` for the config.json berth reads (DOCKER_CONFIG) and retry",
 				host, r.Name(), te.StatusCode, http.StatusText(te.StatusCode), host, host)}
 		case http.StatusNotFound:
-			return &Error{Kind: KindNotFound, Err: err, Msg: fmt.Sprintf("registry %s has no image %s: %v", host, r.Name(), err)}
+			return &fault.Error{Kind: fault.NotFound, Err: err, Msg: fmt.Sprintf("registry %s has no image %s: %v", host, r.Name(), err)}
 		}
 		if te.StatusCode >= 500 {
-			return &Error{Kind: KindUnavailable, Err: err, Msg: fmt.Sprintf("registry %s: %v", host, err)}
+			return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("registry %s: %v", host, err)}
 		}
-		return &Error{Kind: KindInvalid, Err: err, Msg: fmt.Sprintf("registry %s: %v", host, err)}
+		return &fault.Error{Kind: fault.Invalid, Err: err, Msg: fmt.Sprintf("registry %s: %v", host, err)}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Kind: KindUnavailable, Err: err, Msg: fmt.Sprintf("registry %s did not answer in time: %v", host, err)}
+		return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("registry %s did not answer in time: %v", host, err)}
 	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) {
-		return &Error{Kind: KindUnavailable, Err: err, Msg: fmt.Sprintf("registry %s is unreachable: %v", host, err)}
+		return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("registry %s is unreachable: %v", host, err)}
 	}
-	return &Error{Kind: KindUnavailable, Err: err, Msg: fmt.Sprintf("inspect %s at registry %s: %v", r.Name(), host, err)}
+	return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("inspect %s at registry %s: %v", r.Name(), host, err)}
 }
 
 // keychain lets image inspection use the credentials of REGISTRY_AUTH_CONFIG, the same ones

@@ -23,6 +23,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // inspectDockerfile builds an image with several layers, empty history steps, OCI labels and
@@ -131,10 +132,10 @@ func TestInspectRemoteMatchesEngine(t *testing.T) {
 	}
 
 	_, err = InspectRemote(context.Background(), deployertest.Registry()+"/acme/inspect:no-such-tag", nil)
-	if KindOf(err) != KindNotFound {
-		t.Errorf("missing tag: %v (kind %v), want not found", err, KindOf(err))
+	if fault.KindOf(err) != fault.NotFound {
+		t.Errorf("missing tag: %v (kind %v), want not found", err, fault.KindOf(err))
 	}
-	if _, err := InspectRemote(context.Background(), "Not A Ref", nil); KindOf(err) != KindInvalid {
+	if _, err := InspectRemote(context.Background(), "Not A Ref", nil); fault.KindOf(err) != fault.Invalid {
 		t.Errorf("bad reference: %v, want invalid", err)
 	}
 }
@@ -232,8 +233,8 @@ func TestInspectRemoteWithCredentials(t *testing.T) {
 	} {
 		dockerConfig(t, auths)
 		_, err := InspectRemote(context.Background(), dst, nil)
-		if KindOf(err) != KindForbidden || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "docker login "+addr) {
-			t.Errorf("%s: %v (kind %v), want forbidden naming the 401 and the login to run", what, err, KindOf(err))
+		if fault.KindOf(err) != fault.Forbidden || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "docker login "+addr) {
+			t.Errorf("%s: %v (kind %v), want forbidden naming the 401 and the login to run", what, err, fault.KindOf(err))
 		}
 	}
 }

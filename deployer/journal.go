@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -194,7 +195,7 @@ func (d *Deployer) rollBack(ctx context.Context, j *journal) error {
 		}
 		old, err := d.eng.ContainerInspect(ctx, sw.OldID, client.ContainerInspectOptions{})
 		if cerrdefs.IsNotFound(err) {
-			return Errorf(KindConflict, "the previous container of %s (%s) is gone; nothing to roll back to", sw.Name, short(sw.OldID))
+			return fault.Errorf(fault.Conflict, "the previous container of %s (%s) is gone; nothing to roll back to", sw.Name, short(sw.OldID))
 		}
 		if err != nil {
 			return unavailable("inspect "+sw.Name, err)

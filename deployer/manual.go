@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // DeployService redeploys one service by hand (berth deploy): as if ref had been pushed, with
@@ -28,7 +30,7 @@ func (d *Deployer) DeployService(ctx context.Context, service, ref string) (Tick
 	}
 	i := slices.Index(t.Services, key)
 	if i < 0 {
-		return Ticket{}, Errorf(KindConflict, "a push of %s would not redeploy %s: its compose image is %s, or a berth.enable label or OPT_IN leaves it out (see berth's log)",
+		return Ticket{}, fault.Errorf(fault.Conflict, "a push of %s would not redeploy %s: its compose image is %s, or a berth.enable label or OPT_IN leaves it out (see berth's log)",
 			t.Image, key, image)
 	}
 	t.Services = []string{key}
@@ -65,11 +67,11 @@ func (d *Deployer) findService(ctx context.Context, service string) (key, image 
 	}
 	switch len(found) {
 	case 0:
-		return "", "", Errorf(KindNotFound, "no project berth serves has a service %s", service)
+		return "", "", fault.Errorf(fault.NotFound, "no project berth serves has a service %s", service)
 	case 1:
 		return found[0], images[found[0]], nil
 	}
-	return "", "", Errorf(KindInvalid, "service %s is in several projects (%s); name one as project/service", service,
+	return "", "", fault.Errorf(fault.Invalid, "service %s is in several projects (%s); name one as project/service", service,
 		strings.Join(slices.Sorted(maps.Keys(images)), ", "))
 }
 
@@ -77,10 +79,10 @@ func (d *Deployer) findService(ctx context.Context, service string) (key, image 
 func RequestFor(ref string) (Request, error) {
 	r, err := parseImageRef(ref)
 	if err != nil {
-		return Request{}, Errorf(KindInvalid, "%w", err)
+		return Request{}, fault.Errorf(fault.Invalid, "%w", err)
 	}
 	if r.Tag == "" {
-		return Request{}, Errorf(KindInvalid, "image %s has no tag; give repository:tag (optionally @digest)", ref)
+		return Request{}, fault.Errorf(fault.Invalid, "image %s has no tag; give repository:tag (optionally @digest)", ref)
 	}
 	return Request{Source: "cli", Repository: r.Name, Tag: r.Tag, Digest: r.Digest}, nil
 }

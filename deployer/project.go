@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/consts"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -35,25 +36,25 @@ type ProjectSpec struct {
 func loadProject(ctx context.Context, spec ProjectSpec) (*types.Project, error) {
 	opts, err := projectOptions(spec)
 	if err != nil {
-		return nil, Errorf(KindInvalid, "compose project in %s: %w", spec.Dir, err)
+		return nil, fault.Errorf(fault.Invalid, "compose project in %s: %w", spec.Dir, err)
 	}
 	if len(opts.ConfigPaths) == 0 && len(spec.Files) == 0 {
 		wd, _ := opts.GetWorkingDir()
-		return nil, Errorf(KindInvalid, "no compose file found in %s or its parents (looked for compose.yaml, docker-compose.yml, …); set COMPOSE_FILE", wd)
+		return nil, fault.Errorf(fault.Invalid, "no compose file found in %s or its parents (looked for compose.yaml, docker-compose.yml, …); set COMPOSE_FILE", wd)
 	}
 	project, err := opts.LoadProject(ctx)
 	if err != nil {
-		return nil, Errorf(KindInvalid, "load compose project: %w", err)
+		return nil, fault.Errorf(fault.Invalid, "load compose project: %w", err)
 	}
 	project, err = project.WithServicesEnvironmentResolved(true)
 	if err != nil {
-		return nil, Errorf(KindInvalid, "resolve service environment of project %s: %w", project.Name, err)
+		return nil, fault.Errorf(fault.Invalid, "resolve service environment of project %s: %w", project.Name, err)
 	}
 	if err := markBindsAsWritten(ctx, spec, project); err != nil {
 		return nil, err
 	}
 	if err := toHostPaths(project, spec.Dir, spec.HostDir); err != nil {
-		return nil, Errorf(KindInvalid, "project %s: %w", project.Name, err)
+		return nil, fault.Errorf(fault.Invalid, "project %s: %w", project.Name, err)
 	}
 	envFiles := ""
 	if len(spec.EnvFiles) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/client"
 )
@@ -33,11 +34,11 @@ func (d *Deployer) pullPinned(ctx context.Context, ref, digest string) error {
 func pinnedRef(ref, digest string) (string, error) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return "", Errorf(KindInvalid, "image reference %q: %w", ref, err)
+		return "", fault.Errorf(fault.Invalid, "image reference %q: %w", ref, err)
 	}
 	pinned, err := reference.ParseNormalizedNamed(named.Name() + "@" + digest)
 	if err != nil {
-		return "", Errorf(KindInvalid, "pushed digest %q is not a valid digest: %w", digest, err)
+		return "", fault.Errorf(fault.Invalid, "pushed digest %q is not a valid digest: %w", digest, err)
 	}
 	return pinned.String(), nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // TestPullPinnedDeploysThePushedDigest moves the tag to a newer image before berth pulls: the
@@ -45,7 +46,7 @@ func TestPullPinnedDeploysThePushedDigest(t *testing.T) {
 		t.Errorf("%s is image %s, the pushed digest is image %s (%v)", ref, img.ID, byDigest.ID, err)
 	}
 
-	if err := d.pullPinned(ctx, ref, "sha256:nothex"); KindOf(err) != KindInvalid {
+	if err := d.pullPinned(ctx, ref, "sha256:nothex"); fault.KindOf(err) != fault.Invalid {
 		t.Errorf("a malformed digest gave %v, want an invalid-input error", err)
 	}
 }

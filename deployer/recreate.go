@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -30,7 +31,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	}
 	s, ok := p.Services[j.service]
 	if !ok {
-		return OutcomeFailed, Errorf(KindNotFound, "service %s is no longer in project %s", j.service, p.Name)
+		return OutcomeFailed, fault.Errorf(fault.NotFound, "service %s is no longer in project %s", j.service, p.Name)
 	}
 	if err := checkSupported(p, s); err != nil {
 		return OutcomeFailed, err
@@ -89,7 +90,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	}
 	key := p.Name + "/" + s.Name
 	if f, failed := d.failedBefore(key, img.ID); failed && !d.force && !j.manual && !j.dependent {
-		return OutcomeSkipped, Errorf(KindConflict, "image %s (%s) was rolled back on this service at %s (%s); berth does not try it again: "+
+		return OutcomeSkipped, fault.Errorf(fault.Conflict, "image %s (%s) was rolled back on this service at %s (%s); berth does not try it again: "+
 			"push a fixed image, or run `berth deploy %s` to try this one anyway", shortImageID(img.ID), s.Image, f.At.Format(time.RFC3339), f.Reason, key)
 	}
 	// The gate decides before anything is created or stopped: a veto leaves the service as it was.
@@ -438,7 +439,7 @@ func (d *Deployer) ensureNetworks(ctx context.Context, p *types.Project, s types
 	for key := range s.Networks {
 		n, ok := p.Networks[key]
 		if !ok {
-			return Errorf(KindInvalid, "service %s uses network %s, which the project does not define", s.Name, key)
+			return fault.Errorf(fault.Invalid, "service %s uses network %s, which the project does not define", s.Name, key)
 		}
 		res, err := d.eng.NetworkList(ctx, client.NetworkListOptions{Filters: client.Filters{}.Add("name", n.Name)})
 		if err != nil {
@@ -448,7 +449,7 @@ func (d *Deployer) ensureNetworks(ctx context.Context, p *types.Project, s types
 			continue
 		}
 		if bool(n.External) {
-			return Errorf(KindInvalid, "external network %s does not exist; create it first", n.Name)
+			return fault.Errorf(fault.Invalid, "external network %s does not exist; create it first", n.Name)
 		}
 		hash, err := networkHash(n)
 		if err != nil {
@@ -481,7 +482,7 @@ func (d *Deployer) ensureVolumes(ctx context.Context, p *types.Project, s types.
 		}
 		vol, ok := p.Volumes[v.Source]
 		if !ok {
-			return Errorf(KindInvalid, "service %s uses volume %s, which the project does not define", s.Name, v.Source)
+			return fault.Errorf(fault.Invalid, "service %s uses volume %s, which the project does not define", s.Name, v.Source)
 		}
 		if _, err := d.eng.VolumeInspect(ctx, vol.Name, client.VolumeInspectOptions{}); err == nil {
 			continue
@@ -489,7 +490,7 @@ func (d *Deployer) ensureVolumes(ctx context.Context, p *types.Project, s types.
 			return unavailable("inspect volume "+vol.Name, err)
 		}
 		if bool(vol.External) {
-			return Errorf(KindInvalid, "external volume %s does not exist; create it first", vol.Name)
+			return fault.Errorf(fault.Invalid, "external volume %s does not exist; create it first", vol.Name)
 		}
 		hash, err := volumeHash(vol)
 		if err != nil {
@@ -514,5 +515,5 @@ func unavailable(what string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	return &Error{Kind: KindUnavailable, Msg: what + ": " + err.Error(), Err: err}
+	return &fault.Error{Kind: fault.Unavailable, Msg: what + ": " + err.Error(), Err: err}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -29,7 +30,7 @@ func (d *Deployer) resolveServiceReferences(ctx context.Context, p *types.Projec
 			return "", err
 		}
 		if len(cs) == 0 {
-			return "", Errorf(KindConflict, "service %s shares the %s of service %s, which has no container; run docker compose up -d first", s.Name, what, service)
+			return "", fault.Errorf(fault.Conflict, "service %s shares the %s of service %s, which has no container; run docker compose up -d first", s.Name, what, service)
 		}
 		slices.SortFunc(cs, func(a, b container.Summary) int { return strings.Compare(canonicalName(a), canonicalName(b)) })
 		return cs[0].ID, nil

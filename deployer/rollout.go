@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -41,7 +42,7 @@ func (d *Deployer) gateFor(s types.ServiceConfig) (gate, error) {
 		}
 		dur, err := time.ParseDuration(v)
 		if err != nil || dur <= 0 {
-			return gate{}, Errorf(KindInvalid, "service %s: label %s=%q is not a positive duration such as 90s", s.Name, label, v)
+			return gate{}, fault.Errorf(fault.Invalid, "service %s: label %s=%q is not a positive duration such as 90s", s.Name, label, v)
 		}
 		*dst = dur
 	}
@@ -76,11 +77,11 @@ func (d *Deployer) waitHealthy(ctx context.Context, id, name string, g gate, exi
 			case exitOK && st.Status == container.StateExited && st.ExitCode == 0:
 				return nil
 			case c.RestartCount > 0 || st.Restarting:
-				return Errorf(KindConflict, "%s restarted (exit code %d): crash loop", name, st.ExitCode)
+				return fault.Errorf(fault.Conflict, "%s restarted (exit code %d): crash loop", name, st.ExitCode)
 			case !st.Running:
-				return Errorf(KindConflict, "%s stopped with exit code %d%s", name, st.ExitCode, logHint(st))
+				return fault.Errorf(fault.Conflict, "%s stopped with exit code %d%s", name, st.ExitCode, logHint(st))
 			case st.Health != nil && st.Health.Status == container.Unhealthy:
-				return Errorf(KindConflict, "%s is unhealthy: %s", name, lastProbe(st.Health))
+				return fault.Errorf(fault.Conflict, "%s is unhealthy: %s", name, lastProbe(st.Health))
 			case st.Health != nil && st.Health.Status == container.Healthy:
 				return nil
 			case st.Health != nil:
@@ -94,7 +95,7 @@ func (d *Deployer) waitHealthy(ctx context.Context, id, name string, g gate, exi
 		select {
 		case <-ctx.Done():
 			if context.Cause(ctx) == context.DeadlineExceeded || ctx.Err() == context.DeadlineExceeded {
-				return Errorf(KindConflict, "%s did not become healthy within %s (last: %s); raise label %s if it needs longer",
+				return fault.Errorf(fault.Conflict, "%s did not become healthy within %s (last: %s); raise label %s if it needs longer",
 					name, g.timeout, last, LabelHealthTimeout)
 			}
 			return ctx.Err()

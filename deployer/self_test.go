@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // TestNeverRedeploysItself runs berth's own compose project (berth and its socket proxy on the
@@ -60,7 +61,7 @@ func TestNeverRedeploysItself(t *testing.T) {
 	req := Request{Source: "test", Repository: "acme/berth", Tag: tag}
 	alone := New(ctx, eng, Options{Projects: []ProjectSpec{selfSpec}, Owners: []string{"acme"}, Self: self})
 	_, err = alone.Deploy(ctx, req)
-	if KindOf(err) != KindConflict || !strings.Contains(err.Error(), own+"/berth, "+own+"/socket-proxy runs berth itself") {
+	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), own+"/berth, "+own+"/socket-proxy runs berth itself") {
 		t.Fatalf("a push matching only berth's own services gave %v, want a conflict naming them", err)
 	}
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
@@ -223,7 +224,7 @@ func (d *Deployer) swarmJobs(ctx context.Context, t *Ticket, req Request, pushed
 	}
 	if !manager {
 		if d.backend == BackendSwarm {
-			return nil, nil, Errorf(KindUnavailable, "BACKEND=swarm but the engine is not a swarm manager; point DOCKER_HOST at a manager node "+
+			return nil, nil, fault.Errorf(fault.Unavailable, "BACKEND=swarm but the engine is not a swarm manager; point DOCKER_HOST at a manager node "+
 				"(run berth with a placement constraint node.role == manager)")
 		}
 		return nil, nil, nil
@@ -301,7 +302,7 @@ func (d *Deployer) updateService(ctx context.Context, log *slog.Logger, j job, r
 	}
 	cur, ok := serviceImage(svc)
 	if !ok || !tracksTag(imageRef{Name: cur.Name, Tag: cur.Tag}, j.image) {
-		return OutcomeFailed, Errorf(KindConflict, "swarm service %s no longer runs %s; nothing updated", svc.Spec.Name, j.image.Familiar())
+		return OutcomeFailed, fault.Errorf(fault.Conflict, "swarm service %s no longer runs %s; nothing updated", svc.Spec.Name, j.image.Familiar())
 	}
 	auth := d.auth(j.image)
 	digest := j.req.Digest
@@ -333,7 +334,7 @@ func (d *Deployer) updateService(ctx context.Context, log *slog.Logger, j job, r
 	}
 	key := cmp.Or(j.projectName, "swarm") + "/" + j.service
 	if f, failed := d.failedBefore(key, digest); failed && !d.force {
-		return OutcomeSkipped, Errorf(KindConflict, "%s (%s) was rolled back on this service at %s (%s); berth does not try it again: "+
+		return OutcomeSkipped, fault.Errorf(fault.Conflict, "%s (%s) was rolled back on this service at %s (%s); berth does not try it again: "+
 			"push a fixed image, or run `docker service update --image %s@%s %s` on a manager to try this one anyway",
 			digest, j.image.Familiar(), f.At.Format(time.RFC3339), f.Reason, j.image.Familiar(), digest, svc.Spec.Name)
 	}
@@ -385,7 +386,7 @@ func (d *Deployer) settle(ctx context.Context, log *slog.Logger, rec *Record, id
 		return OutcomeDeployed, nil
 	case err == nil && result == convergedRollback:
 		// The swarm rolled back by itself (failure_action: rollback).
-		return d.confirmRollback(ctx, log, rec, id, Errorf(KindInternal, "the update failed and the swarm rolled it back: %s", cmp.Or(why, "no reason given")))
+		return d.confirmRollback(ctx, log, rec, id, fault.Errorf(fault.Internal, "the update failed and the swarm rolled it back: %s", cmp.Or(why, "no reason given")))
 	}
 	if ctx.Err() != nil {
 		return OutcomeFailed, ctx.Err()
@@ -426,7 +427,7 @@ func (d *Deployer) requestRollback(ctx context.Context, id string) error {
 		return nil
 	}
 	if svc.PreviousSpec == nil {
-		return Errorf(KindConflict, "swarm service %s has no previous version to roll back to", svc.Spec.Name)
+		return fault.Errorf(fault.Conflict, "swarm service %s has no previous version to roll back to", svc.Spec.Name)
 	}
 	_, err = d.eng.ServiceUpdate(ctx, svc.ID, client.ServiceUpdateOptions{Version: svc.Version, Spec: svc.Spec, Rollback: "previous"})
 	return err
@@ -459,9 +460,9 @@ func (d *Deployer) converge(ctx context.Context, id string) (_ convergence, why 
 		case swarm.UpdateStateRollbackStarted:
 			why = msg
 		case swarm.UpdateStatePaused:
-			return "", why, Errorf(KindInternal, "the swarm paused the update: %s", msg)
+			return "", why, fault.Errorf(fault.Internal, "the swarm paused the update: %s", msg)
 		case swarm.UpdateStateRollbackPaused:
-			return "", why, Errorf(KindInternal, "the swarm paused the rollback: %s", msg)
+			return "", why, fault.Errorf(fault.Internal, "the swarm paused the rollback: %s", msg)
 		case swarm.UpdateStateCompleted, swarm.UpdateStateRollbackCompleted:
 			done, failed, err := d.tasksConverged(ctx, svc)
 			switch {
@@ -469,7 +470,7 @@ func (d *Deployer) converge(ctx context.Context, id string) (_ convergence, why 
 				return "", why, err
 			case failed != "" && state == swarm.UpdateStateCompleted:
 				// failure_action: continue lets the update complete over failing tasks.
-				return "", why, Errorf(KindInternal, "a task of the new version failed: %s", failed)
+				return "", why, fault.Errorf(fault.Internal, "a task of the new version failed: %s", failed)
 			case done && state == swarm.UpdateStateCompleted:
 				return convergedUpdate, why, nil
 			case done:
@@ -478,7 +479,7 @@ func (d *Deployer) converge(ctx context.Context, id string) (_ convergence, why 
 		}
 		select {
 		case <-ctx.Done():
-			return "", why, Errorf(KindUnavailable, "swarm service %s did not converge in time (%s): %w", svc.Spec.Name, cmp.Or(msg, "no update status"), ctx.Err())
+			return "", why, fault.Errorf(fault.Unavailable, "swarm service %s did not converge in time (%s): %w", svc.Spec.Name, cmp.Or(msg, "no update status"), ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -523,7 +524,7 @@ func (d *Deployer) inspectService(ctx context.Context, id string) (swarm.Service
 		return swarm.Service{}, unavailable("inspect swarm service "+id, err)
 	}
 	if res.Service.Spec.TaskTemplate.ContainerSpec == nil {
-		return swarm.Service{}, Errorf(KindInvalid, "swarm service %s runs no containers", res.Service.Spec.Name)
+		return swarm.Service{}, fault.Errorf(fault.Invalid, "swarm service %s runs no containers", res.Service.Spec.Name)
 	}
 	return res.Service, nil
 }
@@ -539,7 +540,7 @@ func updateState(svc swarm.Service) swarm.UpdateState {
 func pinnedFamiliar(ref imageRef, digest string) (string, error) {
 	pinned, err := reference.ParseNormalizedNamed(imageRef{Name: ref.Name, Tag: ref.Tag}.String() + "@" + digest)
 	if err != nil {
-		return "", Errorf(KindInvalid, "pushed digest %q is not a valid digest: %w", digest, err)
+		return "", fault.Errorf(fault.Invalid, "pushed digest %q is not a valid digest: %w", digest, err)
 	}
 	return reference.FamiliarString(pinned), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // recorder collects deploy Records.
@@ -43,7 +44,7 @@ func TestSwarmStackUpdate(t *testing.T) {
 	ctx0, cancel0 := context.WithCancel(ctx)
 	defer cancel0()
 	req := Request{Source: "dockerhub", Repository: "acme/swarmweb", Tag: "any"}
-	if _, err := New(ctx0, c, Options{Owners: []string{"acme"}, Backend: BackendSwarm}).Deploy(ctx, req); KindOf(err) != KindUnavailable || !strings.Contains(err.Error(), "not a swarm manager") {
+	if _, err := New(ctx0, c, Options{Owners: []string{"acme"}, Backend: BackendSwarm}).Deploy(ctx, req); fault.KindOf(err) != fault.Unavailable || !strings.Contains(err.Error(), "not a swarm manager") {
 		t.Fatalf("BACKEND=swarm on an engine outside a swarm: %v, want an unavailable error saying it is no manager", err)
 	}
 	deployertest.SingleNodeSwarm(t, c)

@@ -3,6 +3,7 @@ package deployer
 import (
 	"testing"
 
+	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/moby/moby/api/types/swarm"
 )
 
@@ -59,7 +60,7 @@ func TestPinnedFamiliar(t *testing.T) {
 		}
 	}
 	ref, _ := parseImageRef("acme/web:1")
-	if _, err := pinnedFamiliar(ref, "sha256:short"); KindOf(err) != KindInvalid {
+	if _, err := pinnedFamiliar(ref, "sha256:short"); fault.KindOf(err) != fault.Invalid {
 		t.Errorf("a bad digest: %v, want an invalid error", err)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // Errors the HTTP layer raises itself; deployer errors carry their own kind.
@@ -39,16 +39,16 @@ func statusFor(err error) int {
 	case errors.Is(err, errTooLarge), errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge
 	}
-	switch deployer.KindOf(err) {
-	case deployer.KindInvalid:
+	switch fault.KindOf(err) {
+	case fault.Invalid:
 		return http.StatusBadRequest
-	case deployer.KindForbidden:
+	case fault.Forbidden:
 		return http.StatusForbidden
-	case deployer.KindNotFound:
+	case fault.NotFound:
 		return http.StatusNotFound
-	case deployer.KindConflict:
+	case fault.Conflict:
 		return http.StatusConflict
-	case deployer.KindUnavailable:
+	case fault.Unavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -73,7 +73,7 @@ func publicMessage(err error, status int) string {
 }
 
 func badRequest(format string, args ...any) error {
-	return &deployer.Error{Kind: deployer.KindInvalid, Msg: fmt.Sprintf(format, args...)}
+	return &fault.Error{Kind: fault.Invalid, Msg: fmt.Sprintf(format, args...)}
 }
 
 // disabled is the answer for a source kind that has no credential configured.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // ImageInspector is what the image inspection route needs: a registry summary of a reference,
@@ -29,7 +30,7 @@ func handleImageInspect(token Secrets, images ImageInspector, log *slog.Logger) 
 			return
 		}
 		if images == nil {
-			writeAPIError(w, log, &deployer.Error{Kind: deployer.KindNotFound, Msg: "image inspection is not available in this server"}, attrs...)
+			writeAPIError(w, log, &fault.Error{Kind: fault.NotFound, Msg: "image inspection is not available in this server"}, attrs...)
 			return
 		}
 		if strings.TrimSpace(ref) == "" {
@@ -52,7 +53,7 @@ func handleImageInspect(token Secrets, images ImageInspector, log *slog.Logger) 
 // read API is off.
 func checkReadToken(token Secrets, r *http.Request) error {
 	if len(token) == 0 {
-		return &deployer.Error{Kind: deployer.KindNotFound, Msg: "the read API is off; set API_TOKEN to enable it"}
+		return &fault.Error{Kind: fault.NotFound, Msg: "the read API is off; set API_TOKEN to enable it"}
 	}
 	presented, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || !token.Equal(presented) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // ServiceLister reports what runs for every service berth serves.
@@ -80,11 +81,11 @@ func handleService(s ServiceLister, log *slog.Logger) http.Handler {
 		}
 		switch len(found) {
 		case 0:
-			writeError(w, log, deployer.Errorf(deployer.KindNotFound, "no service %s in the projects berth serves", name), "path", r.URL.Path)
+			writeError(w, log, fault.Errorf(fault.NotFound, "no service %s in the projects berth serves", name), "path", r.URL.Path)
 		case 1:
 			writeJSON(w, http.StatusOK, found[0])
 		default:
-			writeError(w, log, deployer.Errorf(deployer.KindConflict, "service %s is in %d projects; ask for project/%s", name, len(found), name), "path", r.URL.Path)
+			writeError(w, log, fault.Errorf(fault.Conflict, "service %s is in %d projects; ask for project/%s", name, len(found), name), "path", r.URL.Path)
 		}
 	})
 }

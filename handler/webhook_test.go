@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // The credentials the fixtures were signed with (see testdata/*.headers.txt).
@@ -345,7 +346,7 @@ func TestFailedDeliveryIsRetriedNotDuplicate(t *testing.T) {
 func TestDistributionRefusalsAreAcknowledged(t *testing.T) {
 	// The registry resends anything but a 2xx forever, blocking later events: a push berth
 	// refuses (here a namespace OWNER does not allow) must still be acknowledged.
-	d := &recordingDeployer{err: deployer.Errorf(deployer.KindForbidden, "OWNER=acme does not allow namespace evil")}
+	d := &recordingDeployer{err: fault.Errorf(fault.Forbidden, "OWNER=acme does not allow namespace evil")}
 	h := NewServer(fullConfig(), d, slog.New(slog.DiscardHandler))
 	c := call{"", fixtureHeaders(t, "distribution-push.headers.txt"), fixture(t, "distribution-push.json")}
 	status, out := send(t, h, c)

@@ -1,4 +1,6 @@
-package deployer
+// Package fault holds the kinds of failure berth tells apart, so the HTTP layer and the CLI decide by
+// kind (and map each to a status in one place), never by message. It imports nothing of berth.
+package fault
 
 import (
 	"errors"
@@ -10,25 +12,25 @@ type Kind int
 
 // The kinds of failure a caller of the deployer must tell apart.
 const (
-	KindInternal    Kind = iota // a bug or an engine failure nobody could have prevented
-	KindInvalid                 // the request or the compose project is wrong; fix the input
-	KindForbidden               // authenticated but not allowed (OWNER allowlist, opt-out label)
-	KindNotFound                // nothing matches
-	KindConflict                // the state does not allow it now
-	KindUnavailable             // the engine or a dependency is down; retry later
+	Internal    Kind = iota // a bug or an engine failure nobody could have prevented
+	Invalid                 // the request or the compose project is wrong; fix the input
+	Forbidden               // authenticated but not allowed (OWNER allowlist, opt-out label)
+	NotFound                // nothing matches
+	Conflict                // the state does not allow it now
+	Unavailable             // the engine or a dependency is down; retry later
 )
 
 func (k Kind) String() string {
 	switch k {
-	case KindInvalid:
+	case Invalid:
 		return "invalid"
-	case KindForbidden:
+	case Forbidden:
 		return "forbidden"
-	case KindNotFound:
+	case NotFound:
 		return "not found"
-	case KindConflict:
+	case Conflict:
 		return "conflict"
-	case KindUnavailable:
+	case Unavailable:
 		return "unavailable"
 	default:
 		return "internal"
@@ -53,11 +55,11 @@ func Errorf(kind Kind, format string, args ...any) error {
 	return &Error{Kind: kind, Msg: err.Error(), Err: errors.Unwrap(err)}
 }
 
-// KindOf reports the Kind of the first *Error in err's chain, KindInternal when there is none.
+// KindOf reports the Kind of the first *Error in err's chain, Internal when there is none.
 func KindOf(err error) Kind {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Kind
 	}
-	return KindInternal
+	return Internal
 }
