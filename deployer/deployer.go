@@ -90,7 +90,7 @@ type Options struct {
 
 // Deployer matches pushes to compose services and redeploys them through the Engine API.
 type Deployer struct {
-	eng      engine
+	eng      Engine
 	projects []ProjectSpec
 	owners   []string
 	version  string // COMPOSE_VERSION: the compose release to imitate whatever made the containers; "" = that release
@@ -144,7 +144,7 @@ type job struct {
 // New returns a Deployer that talks to the engine through eng (a *client.Client in production).
 // Deploys run on ctx: cancelling it abandons deploys in flight, so pass a context that outlives
 // request handling and use Wait for a graceful stop.
-func New(ctx context.Context, eng engine, o Options) *Deployer {
+func New(ctx context.Context, eng Engine, o Options) *Deployer {
 	if o.Parallel == 0 {
 		o.Parallel = 2
 	}

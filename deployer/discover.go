@@ -54,7 +54,7 @@ type DiscoverOptions struct {
 // whether berth may deploy it and can load it. Paths are translated through berth's own
 // mounts when berth runs in a container (Self.Mounts); with no mount covering them they are
 // looked up as they are, which works when the project is mounted at the same path.
-func Discover(ctx context.Context, eng engine, o DiscoverOptions) ([]DiscoveredProject, error) {
+func Discover(ctx context.Context, eng Engine, o DiscoverOptions) ([]DiscoveredProject, error) {
 	filter, self := o.Filter, o.Self
 	res, err := eng.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,

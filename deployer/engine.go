@@ -6,10 +6,10 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// engine lists the Docker Engine calls the deployer makes; *client.Client satisfies it.
+// Engine lists the Docker Engine calls the deployer makes; *client.Client satisfies it.
 // Keeping it here, small, lets a test stand in for the faults a real engine cannot produce
 // on demand, and shows at a glance what berth asks of the socket.
-type engine interface {
+type Engine interface {
 	ImagePull(ctx context.Context, ref string, opts client.ImagePullOptions) (client.ImagePullResponse, error)
 	ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error)
 	ImageRemove(ctx context.Context, ref string, opts client.ImageRemoveOptions) (client.ImageRemoveResult, error)

@@ -31,7 +31,7 @@ func (e *execCounter) ExecCreate(ctx context.Context, id string, o client.ExecCr
 }
 
 // deployWith runs one deploy of repo:tag against p with the deployer built from o and returns its records.
-func deployWith(t *testing.T, p *parityProject, eng engine, o Options, repo, tag string) []Record {
+func deployWith(t *testing.T, p *parityProject, eng Engine, o Options, repo, tag string) []Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -34,7 +34,7 @@ func ownContainerID(mountinfo io.Reader) string {
 
 // inspectOwnContainer inspects the container berth runs in. found is false when berth is not
 // in a container, or in one this engine does not run (then it shares the host's view of paths).
-func inspectOwnContainer(ctx context.Context, eng engine) (res client.ContainerInspectResult, found bool, err error) {
+func inspectOwnContainer(ctx context.Context, eng Engine) (res client.ContainerInspectResult, found bool, err error) {
 	id := ""
 	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
 		id = ownContainerID(f)
@@ -64,7 +64,7 @@ func inspectOwnContainer(ctx context.Context, eng engine) (res client.ContainerI
 // mount of its own container, so that the paths compose writes (bind sources, the project's
 // working_dir and config_files labels) are the host's, as if compose ran on the host. Outside a
 // container, or for a HostDir already set (HOST_PROJECT_DIR), specs are returned unchanged.
-func DetectHostDirs(ctx context.Context, eng engine, specs []ProjectSpec) ([]ProjectSpec, error) {
+func DetectHostDirs(ctx context.Context, eng Engine, specs []ProjectSpec) ([]ProjectSpec, error) {
 	out := make([]ProjectSpec, len(specs))
 	copy(out, specs)
 	need := false

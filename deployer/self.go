@@ -38,7 +38,7 @@ func (s Self) isSelf(project, name string, image imageRef) bool {
 
 // FindSelf asks the engine which container berth runs in. Outside a container (or in one this
 // engine does not run) it returns a zero Self and no error.
-func FindSelf(ctx context.Context, eng engine) (Self, error) {
+func FindSelf(ctx context.Context, eng Engine) (Self, error) {
 	res, found, err := inspectOwnContainer(ctx, eng)
 	if err != nil || !found {
 		return Self{}, err
@@ -47,7 +47,7 @@ func FindSelf(ctx context.Context, eng engine) (Self, error) {
 }
 
 // selfFromContainer reads the compose identity of container id.
-func selfFromContainer(ctx context.Context, eng engine, id string) (Self, error) {
+func selfFromContainer(ctx context.Context, eng Engine, id string) (Self, error) {
 	res, err := eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return Self{}, fmt.Errorf("inspect container %s: %w", id, err)
