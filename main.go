@@ -29,6 +29,7 @@ import (
 
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/handler"
+	"github.com/berth-dev/berth/internal/notify"
 )
 
 func main() {
@@ -91,7 +92,7 @@ type config struct {
 	// Secrets with a _FILE variant (see secretVar); not envconfig's.
 	APIToken        handler.Secret          `ignored:"true"`
 	PullCredentials handler.Secret          `ignored:"true"`
-	Notify          []deployer.NotifyTarget `ignored:"true"`
+	Notify          []notify.Target `ignored:"true"`
 
 	// Webhook credentials, one variable per sender kind (see credentialVars); not envconfig's.
 	Webhooks handler.Config `ignored:"true"`
@@ -193,7 +194,7 @@ func (c *config) loadOps() error {
 	if err != nil {
 		return err
 	}
-	if c.Notify, err = deployer.ParseNotifyTargets(urls); err != nil {
+	if c.Notify, err = notify.ParseTargets(urls); err != nil {
 		return err
 	}
 	if c.HistoryLimit < 1 {
@@ -475,7 +476,7 @@ type wiring struct {
 	docker   *client.Client
 	deployer *deployer.Deployer
 	history  *deployer.History
-	notifier *deployer.Notifier
+	notifier *notify.Notifier
 	metrics  *handler.Metrics
 }
 
@@ -516,7 +517,7 @@ func wire(ctx, deployCtx context.Context, environ []string, stderr io.Writer, mo
 	if self.SwarmService != "" {
 		w.log.Info("berth runs as a swarm service and will not update it", "stack", self.Stack, "service_id", self.SwarmService)
 	}
-	w.notifier = deployer.NewNotifier(cfg.Notify, deployer.NotifyOptions{Timeout: cfg.NotifyTimeout, Logger: w.log})
+	w.notifier = notify.New(cfg.Notify, notify.Options{Timeout: cfg.NotifyTimeout, Logger: w.log})
 	var d *deployer.Deployer
 	w.metrics = handler.NewMetrics(version(), func() int { return d.QueueDepth() })
 	d = deployer.New(deployCtx, w.docker, deployer.Options{

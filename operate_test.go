@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/internal/notify"
 )
 
 const testToken = "status-token-0123456789abcdef"
@@ -181,7 +182,7 @@ func TestOperatorSurface(t *testing.T) {
 	deployertest.Eventually(t, "the notifications in every format", 30*time.Second, func() bool {
 		return len(plain.got()) == 1 && len(slack.got()) == 1 && len(discord.got()) == 1
 	}) // … while the others got theirs: it delays nothing.
-	var ev deployer.Event
+	var ev notify.Event
 	if err := json.Unmarshal([]byte(plain.got()[0]), &ev); err != nil {
 		t.Fatal(err)
 	}

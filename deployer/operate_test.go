@@ -4,15 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 )
@@ -182,67 +178,6 @@ func TestHistorySharedBetweenProcesses(t *testing.T) {
 	}
 	if got := ids(serve); got != "after-torn,9,8,7" {
 		t.Errorf("records after a torn line and an add = %s, want after-torn,9,8,7", got)
-	}
-}
-
-func TestParseNotifyTargets(t *testing.T) {
-	got, err := ParseNotifyTargets(" http://a.example/x, slack+https://hooks.example/T/B/secret ,discord+https://d.example/api/webhooks/1/tok,json+http://j.example/ ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []NotifyTarget{{"http://a.example/x", FormatJSON}, {"https://hooks.example/T/B/secret", FormatSlack},
-		{"https://d.example/api/webhooks/1/tok", FormatDiscord}, {"http://j.example/", FormatJSON}}
-	if fmt.Sprint(got) != fmt.Sprint(want) || len(got) != 4 || got[1] != want[1] {
-		t.Errorf("targets = %v, want %v", got, want)
-	}
-	if s := fmt.Sprint(got[1]); strings.Contains(s, "secret") {
-		t.Errorf("a target prints its secret path: %s", s)
-	}
-	for _, bad := range []string{"ftp://x.example/", "teams+https://x.example/", "not a url", "https://"} {
-		if _, err := ParseNotifyTargets(bad); err == nil {
-			t.Errorf("ParseNotifyTargets(%q) accepted", bad)
-		}
-	}
-}
-
-// TestNotifierRetries: a 5xx is retried until it succeeds, a 4xx is not retried, and events
-// for other outcomes than deployed, failed, rolled back and would-deploy are not sent.
-func TestNotifierRetries(t *testing.T) {
-	var flaky, refusing atomic.Int32
-	got := make(chan Event, 4)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/flaky":
-			if flaky.Add(1) < 3 {
-				w.WriteHeader(http.StatusBadGateway)
-				return
-			}
-			var ev Event
-			_ = json.NewDecoder(r.Body).Decode(&ev)
-			got <- ev
-		case "/refusing":
-			refusing.Add(1)
-			w.WriteHeader(http.StatusForbidden)
-		}
-	}))
-	defer srv.Close()
-	n := NewNotifier([]NotifyTarget{{srv.URL + "/flaky", FormatJSON}, {srv.URL + "/refusing", FormatJSON}},
-		NotifyOptions{Attempts: 3, Backoff: time.Millisecond})
-	n.Notify(Record{ID: "skip", Outcome: OutcomeUpToDate})
-	n.Notify(Record{ID: "d1", Outcome: OutcomeFailed, Repository: "ghcr.io/acme/web", Tag: "1", Error: "boom", Duration: 1500 * time.Millisecond})
-	if err := n.Close(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case ev := <-got:
-		if ev.Deploy != "d1" || ev.Namespace != "acme" || ev.Outcome != OutcomeFailed || ev.Error != "boom" || ev.Duration != 1.5 {
-			t.Errorf("event = %+v", ev)
-		}
-	default:
-		t.Fatal("the flaky endpoint never got the event")
-	}
-	if flaky.Load() != 3 || refusing.Load() != 1 {
-		t.Errorf("attempts: flaky %d (want 3), refusing %d (want 1)", flaky.Load(), refusing.Load())
 	}
 }
 

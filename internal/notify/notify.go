@@ -1,4 +1,6 @@
-package deployer
+// Package notify posts a message for every finished deploy to chat and JSON webhooks; it
+// consumes deploy records and is no part of the deploy.
+package notify
 
 import (
 	"bytes"
@@ -12,6 +14,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/distribution/reference"
+
+	"github.com/berth-dev/berth/deployer"
 )
 
 // Notification formats, chosen per URL by a prefix: slack+https://…, discord+https://….
@@ -38,14 +44,14 @@ type Event struct {
 	Error      string    `json:"error,omitempty"`
 }
 
-// NotifyTarget is one URL notifications go to, and the format it wants.
-type NotifyTarget struct {
+// Target is one URL notifications go to, and the format it wants.
+type Target struct {
 	URL    string
 	Format string
 }
 
 // String hides the URL's path and query: chat webhook URLs carry their secret there.
-func (t NotifyTarget) String() string {
+func (t Target) String() string {
 	u, err := url.Parse(t.URL)
 	if err != nil {
 		return t.Format + "+[invalid url]"
@@ -54,22 +60,22 @@ func (t NotifyTarget) String() string {
 }
 
 // LogValue is String, for slog.
-func (t NotifyTarget) LogValue() slog.Value { return slog.StringValue(t.String()) }
+func (t Target) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
-// ParseNotifyTargets reads NOTIFY_URLS: a comma-separated list of http(s) URLs, each optionally
+// ParseTargets reads NOTIFY_URLS: a comma-separated list of http(s) URLs, each optionally
 // prefixed with its format (slack+, discord+, json+; json when none).
-func ParseNotifyTargets(list string) ([]NotifyTarget, error) {
-	var out []NotifyTarget
+func ParseTargets(list string) ([]Target, error) {
+	var out []Target
 	for i, raw := range strings.Split(list, ",") {
 		raw = strings.TrimSpace(raw)
 		if raw == "" {
 			continue
 		}
-		t := NotifyTarget{URL: raw, Format: FormatJSON}
+		t := Target{URL: raw, Format: FormatJSON}
 		if f, rest, ok := strings.Cut(raw, "+"); ok && !strings.Contains(f, "/") {
 			switch f {
 			case FormatJSON, FormatSlack, FormatDiscord:
-				t = NotifyTarget{URL: rest, Format: f}
+				t = Target{URL: rest, Format: f}
 			default:
 				return nil, fmt.Errorf("NOTIFY_URLS entry %d: format %q is not json, slack or discord", i+1, f)
 			}
@@ -83,8 +89,8 @@ func ParseNotifyTargets(list string) ([]NotifyTarget, error) {
 	return out, nil
 }
 
-// NotifyOptions tune delivery; zero values take the defaults.
-type NotifyOptions struct {
+// Options tune delivery; zero values take the defaults.
+type Options struct {
 	Timeout  time.Duration // per attempt; default 10s
 	Attempts int           // default 3
 	Backoff  time.Duration // before the second attempt, doubling; default 1s
@@ -95,10 +101,10 @@ type NotifyOptions struct {
 // deployed, to every target, in the background: each target has its own queue and goroutine,
 // so a slow or dead one neither delays a deploy nor the other targets.
 type Notifier struct {
-	opts    NotifyOptions
+	opts    Options
 	client  *http.Client
 	queues  []chan Event
-	targets []NotifyTarget
+	targets []Target
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	closed  bool
@@ -106,11 +112,11 @@ type Notifier struct {
 	cancel  context.CancelFunc
 }
 
-// notifyQueue bounds the events waiting per target; past it, new ones are dropped and logged.
-const notifyQueue = 256
+// queueSize bounds the events waiting per target; past it, new ones are dropped and logged.
+const queueSize = 256
 
-// NewNotifier starts a sender per target.
-func NewNotifier(targets []NotifyTarget, o NotifyOptions) *Notifier {
+// New starts a sender per target.
+func New(targets []Target, o Options) *Notifier {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
@@ -126,7 +132,7 @@ func NewNotifier(targets []NotifyTarget, o NotifyOptions) *Notifier {
 	n := &Notifier{opts: o, client: &http.Client{Timeout: o.Timeout}, targets: targets}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	for _, t := range targets {
-		q := make(chan Event, notifyQueue)
+		q := make(chan Event, queueSize)
 		n.queues = append(n.queues, q)
 		n.wg.Add(1)
 		go n.send(t, q)
@@ -135,9 +141,9 @@ func NewNotifier(targets []NotifyTarget, o NotifyOptions) *Notifier {
 }
 
 // Notify queues r's event for every target and returns at once.
-func (n *Notifier) Notify(r Record) {
+func (n *Notifier) Notify(r deployer.Record) {
 	switch r.Outcome {
-	case OutcomeDeployed, OutcomeFailed, OutcomeRolledBack, OutcomeWouldDeploy:
+	case deployer.OutcomeDeployed, deployer.OutcomeFailed, deployer.OutcomeRolledBack, deployer.OutcomeWouldDeploy:
 	default:
 		return
 	}
@@ -180,16 +186,19 @@ func (n *Notifier) Close(ctx context.Context) error {
 }
 
 // EventOf is the notification event of a deploy record.
-func EventOf(r Record) Event {
+func EventOf(r deployer.Record) Event {
 	ns := ""
-	if ref, err := parseImageRef(r.Repository); err == nil {
-		ns = ref.Namespace()
+	if named, err := reference.ParseNormalizedNamed(r.Repository); err == nil {
+		// The path before the repository's last element, without the registry host.
+		if path := reference.Path(named); strings.Contains(path, "/") {
+			ns = path[:strings.LastIndex(path, "/")]
+		}
 	}
 	return Event{Deploy: r.ID, Source: r.Source, Namespace: ns, Repository: r.Repository, Tag: r.Tag, Digest: r.Digest, Pusher: r.Pusher,
 		PushedAt: r.PushedAt, Project: r.Project, Service: r.Service, Outcome: r.Outcome, Duration: r.Duration.Seconds(), Error: r.Error}
 }
 
-func (n *Notifier) send(t NotifyTarget, q <-chan Event) {
+func (n *Notifier) send(t Target, q <-chan Event) {
 	defer n.wg.Done()
 	for ev := range q {
 		body, err := payload(t.Format, ev)
@@ -259,8 +268,8 @@ func payload(format string, ev Event) ([]byte, error) {
 
 // summary is the one-line message chat formats show.
 func summary(ev Event) string {
-	verb := map[string]string{OutcomeDeployed: "deployed", OutcomeFailed: "FAILED to deploy", OutcomeRolledBack: "ROLLED BACK",
-		OutcomeWouldDeploy: "would deploy (dry run)"}[ev.Outcome]
+	verb := map[string]string{deployer.OutcomeDeployed: "deployed", deployer.OutcomeFailed: "FAILED to deploy", deployer.OutcomeRolledBack: "ROLLED BACK",
+		deployer.OutcomeWouldDeploy: "would deploy (dry run)"}[ev.Outcome]
 	s := fmt.Sprintf("berth: %s/%s %s %s:%s", ev.Project, ev.Service, verb, ev.Repository, ev.Tag)
 	if ev.Pusher != "" {
 		s += " pushed by " + ev.Pusher
