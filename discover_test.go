@@ -126,21 +126,3 @@ func TestDiscoveryServesEveryProject(t *testing.T) {
 		t.Errorf("docker compose up -d on blog after berth recreated something:\n%s", out)
 	}
 }
-
-// TestDiscoveryIsTheDefault: berth discovers only when neither PROJECT_DIR nor COMPOSE_FILE
-// says where the project is; COMPOSE_FILE alone means the current directory, as in the CLI.
-func TestDiscoveryIsTheDefault(t *testing.T) {
-	if !(config{}).discover() {
-		t.Error("no PROJECT_DIR and no COMPOSE_FILE must discover")
-	}
-	if c := (config{ComposeFile: "compose.yaml:prod.yaml"}); c.discover() || len(c.projects(nil)) != 1 || c.projects(nil)[0].Dir != "." {
-		t.Errorf("COMPOSE_FILE alone: discover=%v projects=%+v, want the current directory", c.discover(), c.projects(nil))
-	}
-	if c := (config{ProjectDir: "/srv/a"}); c.discover() {
-		t.Error("PROJECT_DIR must not discover")
-	}
-	f := config{AllowProjects: []string{"a", " "}, SkipProjects: []string{"b"}}.filter()
-	if len(f.Allow) != 1 || f.Allow[0] != "a" || len(f.Deny) != 1 {
-		t.Errorf("filter = %+v", f)
-	}
-}

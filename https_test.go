@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -340,7 +339,7 @@ func TestHTTPSWithACME(t *testing.T) {
 }
 
 // TestHeaderAndPlainHTTPWarning: oversized headers are refused before berth reads them, and
-// plain HTTP off loopback with a URL secret enabled draws the one warning.
+// plain HTTP on loopback draws no warning (internal/command's TestPlainHTTPWarning covers the rest).
 func TestHeaderAndPlainHTTPWarning(t *testing.T) {
 	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": t.TempDir()})
 	req, _ := http.NewRequest(http.MethodPost, url+"/webhook?secret="+testSecret, strings.NewReader("{}"))
@@ -355,81 +354,5 @@ func TestHeaderAndPlainHTTPWarning(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "serving plain HTTP") {
 		t.Error("warned about plain HTTP on loopback")
-	}
-
-	for _, tc := range []struct {
-		addr  string
-		creds []string
-		warn  bool
-	}{
-		{"0.0.0.0:8080", []string{"SECRET"}, true},
-		{"[::]:8080", []string{"QUAY_SECRET"}, true},
-		{"192.0.2.10:8080", []string{"SECRET"}, true},
-		{"127.0.0.1:8080", []string{"SECRET"}, false},
-		{"[::1]:8080", []string{"SECRET"}, false},
-		{"0.0.0.0:8080", nil, false},
-	} {
-		var out strings.Builder
-		a, _ := net.ResolveTCPAddr("tcp", tc.addr)
-		w := &web{ln: addrListener{a}, mode: "off"}
-		w.warnPlainHTTP(tc.creds, slog.New(slog.NewTextHandler(&out, nil)))
-		if got := strings.Count(out.String(), "serving plain HTTP"); got != map[bool]int{true: 1, false: 0}[tc.warn] {
-			t.Errorf("%s with %v: %d warnings, want warn=%v", tc.addr, tc.creds, got, tc.warn)
-		}
-	}
-}
-
-// addrListener is a listener that only has an address, for the warning's decision.
-type addrListener struct{ addr net.Addr }
-
-func (addrListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
-func (addrListener) Close() error              { return nil }
-func (l addrListener) Addr() net.Addr          { return l.addr }
-
-func TestExposureConfig(t *testing.T) {
-	valid := func() Exposure {
-		return Exposure{AuthFailureBurst: 10, AuthFailureRefill: 30 * time.Second, MaxConcurrentRequests: 64}
-	}
-	for _, tc := range []struct {
-		name string
-		edit func(*Exposure)
-		want string // "" for valid
-	}{
-		{"plain", func(*Exposure) {}, ""},
-		{"files", func(e *Exposure) { e.TLSCertFile, e.TLSKeyFile = "c", "k" }, ""},
-		{"acme", func(e *Exposure) {
-			e.ACMEDomains = []string{"berth.example.com"}
-			e.ACMEDirectoryURL = "https://ca.example/dir"
-		}, ""},
-		{"cert without key", func(e *Exposure) { e.TLSCertFile = "c" }, "TLS_CERT_FILE and TLS_KEY_FILE go together"},
-		{"both sources", func(e *Exposure) { e.TLSCertFile, e.TLSKeyFile, e.ACMEDomains = "c", "k", []string{"a.example"} }, "ACME_DOMAINS and TLS_CERT_FILE are both set"},
-		{"email without domains", func(e *Exposure) { e.ACMEEmail = "ops@example.com" }, "need ACME_DOMAINS"},
-		{"HTTP_ADDR without TLS", func(e *Exposure) { e.HTTPAddr = ":80" }, "unset HTTP_ADDR"},
-		{"url domain", func(e *Exposure) { e.ACMEDomains = []string{"https://berth.example.com"} }, "ACME_DOMAINS: \"https://berth.example.com\" is not a bare domain"},
-		{"dotless domain", func(e *Exposure) { e.ACMEDomains = []string{"localhost"} }, "has no dot"},
-		{"http directory", func(e *Exposure) { e.ACMEDomains = []string{"a.example"}; e.ACMEDirectoryURL = "http://ca/dir" }, "ACME_DIRECTORY_URL"},
-		{"bad proxies", func(e *Exposure) { e.TrustedProxies = "10.0.0.0/40" }, "TRUSTED_PROXIES"},
-		{"zero burst", func(e *Exposure) { e.AuthFailureBurst = 0 }, "AUTH_FAILURE_BURST=0"},
-		{"zero refill", func(e *Exposure) { e.AuthFailureRefill = 0 }, "AUTH_FAILURE_REFILL"},
-		{"zero concurrency", func(e *Exposure) { e.MaxConcurrentRequests = 0 }, "MAX_CONCURRENT_REQUESTS=0"},
-	} {
-		e := valid()
-		tc.edit(&e)
-		err := e.validate("/var/lib/berth")
-		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
-		}
-	}
-	acme := valid()
-	acme.ACMEDomains = []string{"a.example"}
-	if err := acme.validate(""); err == nil || !strings.Contains(err.Error(), "ACME_DOMAINS needs STATE_DIR") {
-		t.Errorf("ACME without STATE_DIR: %v", err)
-	}
-	if acme.httpAddr() != ":80" {
-		t.Errorf("ACME's HTTP listener defaults to %q, want :80", acme.httpAddr())
-	}
-	acme.HTTPAddr = "off"
-	if acme.httpAddr() != "" {
-		t.Error("HTTP_ADDR=off still listens")
 	}
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
-	"github.com/berth-dev/berth/handler"
 )
 
 const testSecret = "e2e-secret-0123456789abcdef"
@@ -62,13 +61,11 @@ func launchBerth(t *testing.T, env map[string]string) (listening string, logs *d
 	for k, v := range env {
 		base[k] = v
 	}
-	for k, v := range base {
-		t.Setenv(k, v)
-	}
+	getenv, environ := testEnv(base)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &deployertest.Log{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"berth"}, os.Environ(), io.Discard, logs) }()
+	go func() { done <- run(ctx, []string{"berth"}, getenv, environ, io.Discard, logs) }()
 	var once sync.Once
 	var runErr error
 	stop = func() error {
@@ -91,6 +88,25 @@ func launchBerth(t *testing.T, env map[string]string) (listening string, logs *d
 		return false
 	})
 	return listening, logs, stop
+}
+
+// testEnv is the test process's environment with env laid over it, as run's getenv and
+// environ: berth reads it without the process environment changing, so tests that start
+// berth with different settings can run side by side.
+func testEnv(env map[string]string) (getenv func(string) string, environ []string) {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	for k, v := range env {
+		m[k] = v
+	}
+	for k, v := range m {
+		environ = append(environ, k+"="+v)
+	}
+	slices.Sort(environ)
+	return func(k string) string { return m[k] }, environ
 }
 
 // dockerHubPayload is the Docker Hub fixture with its tag replaced.
@@ -481,92 +497,4 @@ func putIndex(t *testing.T, registry, repo, from, tag string) string {
 		`"manifests":[{"mediaType":%q,"size":%d,"digest":%q,"platform":{"architecture":%q,"os":"linux"}}]}`,
 		mediaType, len(manifest), child, runtime.GOARCH)
 	return putManifest(t, registry, repo, tag, "application/vnd.docker.distribution.manifest.list.v2+json", []byte(list))
-}
-func TestConfigCredentials(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "ghcr")
-	if err := os.WriteFile(file, []byte("ghcr-secret-0123456789\nghcr-older-secret-0123\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	const long = "0123456789abcdef0123"
-	tests := []struct {
-		name   string
-		env    map[string]string
-		errHas string
-		loaded func(handler.Config) handler.Secrets
-		want   int
-	}{
-		{name: "nothing enabled", env: map[string]string{}, errHas: "no webhook sender is enabled; set at least one of SECRET, QUAY_SECRET"},
-		{name: "docker hub only", env: map[string]string{"SECRET": long}, loaded: func(c handler.Config) handler.Secrets { return c.DockerHub }, want: 1},
-		{name: "rotation", env: map[string]string{"DISTRIBUTION_TOKEN": long + "a, " + long + "b"}, loaded: func(c handler.Config) handler.Secrets { return c.Distribution }, want: 2},
-		{name: "file, one per line", env: map[string]string{"GHCR_SECRET_FILE": file}, loaded: func(c handler.Config) handler.Secrets { return c.GHCR }, want: 2},
-		{name: "value and file", env: map[string]string{"GHCR_SECRET": long, "GHCR_SECRET_FILE": file}, errHas: "GHCR_SECRET and GHCR_SECRET_FILE are both set"},
-		{name: "missing file", env: map[string]string{"GITEA_SECRET_FILE": filepath.Join(dir, "nope")}, errHas: "GITEA_SECRET_FILE"},
-		{name: "short", env: map[string]string{"HARBOR_AUTH_HEADER": "Bearer x"}, errHas: "HARBOR_AUTH_HEADER value 1 is too short"},
-		{name: "short rotated value", env: map[string]string{"QUAY_SECRET": long + ",short"}, errHas: "QUAY_SECRET value 2 is too short"},
-		{name: "standard webhooks", env: map[string]string{"STANDARD_WEBHOOKS_SECRET": "whsec_YmVydGgtZml4dHVyZS1rZXktbm90LWEtc2VjcmV0ISE="},
-			loaded: func(c handler.Config) handler.Secrets { return c.StandardWebhooks }, want: 1},
-		{name: "standard webhooks without prefix", env: map[string]string{"STANDARD_WEBHOOKS_SECRET": "YmVydGgtZml4dHVyZS1rZXktbm90LWEtc2VjcmV0ISE="}, errHas: "STANDARD_WEBHOOKS_SECRET value 1 is not whsec_"},
-		{name: "standard webhooks short key", env: map[string]string{"STANDARD_WEBHOOKS_SECRET": "whsec_c2hvcnQ="}, errHas: "STANDARD_WEBHOOKS_SECRET value 1 is too short"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("OWNER", "acme")
-			for _, v := range credentialVars() {
-				t.Setenv(v.env, "")
-				t.Setenv(v.env+"_FILE", "")
-			}
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			c, err := loadConfig()
-			if tc.errHas != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
-					t.Fatalf("error %v, want one containing %q", err, tc.errHas)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := len(tc.loaded(c.Webhooks)); n != tc.want {
-				t.Errorf("%d credentials loaded, want %d", n, tc.want)
-			}
-		})
-	}
-	spec := config{ProjectDir: "."}.projects([]string{"GHCR_SECRET=x", "HARBOR_AUTH_HEADER_FILE=y", "KEEP=z"})[0]
-	if len(spec.Environ) != 1 || spec.Environ[0] != "KEEP=z" {
-		t.Errorf("credential variables leak into compose interpolation: %v", spec.Environ)
-	}
-}
-
-// TestProjectDirList: PROJECT_DIR takes several directories, HOST_PROJECT_DIR pairs with them,
-// and settings that cannot apply to several projects are refused with the fix.
-func TestProjectDirList(t *testing.T) {
-	c := config{ProjectDir: "/srv/a, /srv/b", HostProjectDir: "/host/a,/host/b", ComposeFile: "compose.yaml:prod.yaml"}
-	specs := c.projects([]string{"X=1", "SECRET=s", "HOST_PROJECT_DIR=/host/a"})
-	if len(specs) != 2 || specs[1].Dir != "/srv/b" || specs[1].HostDir != "/host/b" ||
-		!slices.Equal(specs[1].Files, []string{"/srv/b/compose.yaml", "/srv/b/prod.yaml"}) || !slices.Equal(specs[0].Environ, []string{"X=1"}) {
-		t.Errorf("projects = %+v", specs)
-	}
-	for _, tc := range []struct {
-		c    config
-		want string
-	}{
-		{config{ProjectDir: "/srv/a,/srv/b", ProjectName: "x"}, "COMPOSE_PROJECT_NAME"},
-		{config{ProjectDir: "/srv/a,/srv/b", HostProjectDir: "/host/a"}, "HOST_PROJECT_DIR lists 1 paths for 2"},
-		{config{ProjectDir: " , "}, "PROJECT_DIR is empty"},
-		{config{ProjectName: "x"}, "use PROJECTS=name to limit discovery"},
-		{config{HostProjectDir: "/host/a"}, "HOST_PROJECT_DIR needs PROJECT_DIR"},
-		{config{ProjectDir: "/srv/a", Backend: "kubernetes"}, `BACKEND="kubernetes" is not auto, compose or swarm`},
-		{config{ProjectDir: "/srv/a", SwarmTimeout: -time.Second}, "SWARM_TIMEOUT=-1s must be positive"},
-		{config{ProjectDir: "/srv/a", DistributionHost: "https://registry.example.com"}, "DISTRIBUTION_HOST"},
-		{config{ProjectDir: "/srv/a", DistributionHost: "registry.example.com/acme"}, "DISTRIBUTION_HOST"},
-		{config{ProjectDir: "/srv/a", DistributionHost: "acme"}, "DISTRIBUTION_HOST"},
-	} {
-		tc.c.Owner, tc.c.Parallel, tc.c.LogLevel, tc.c.LogFormat = []string{"acme"}, 1, "info", "text"
-		if err := tc.c.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("validate(%+v) = %v, want an error about %s", tc.c, err, tc.want)
-		}
-	}
 }

@@ -23,16 +23,15 @@ func startSocketProxy(t *testing.T, env map[string]string) (string, *deployertes
 	if !ok {
 		t.Skipf("the socket proxy needs a unix-socket engine; DOCKER_HOST=%q", os.Getenv("DOCKER_HOST"))
 	}
-	t.Setenv("SOCKET_PROXY_LISTEN", "127.0.0.1:0")
-	t.Setenv("SOCKET_PROXY_SOCKET", sock)
-	t.Setenv("LOG_LEVEL", "debug")
+	base := map[string]string{"SOCKET_PROXY_LISTEN": "127.0.0.1:0", "SOCKET_PROXY_SOCKET": sock, "LOG_LEVEL": "debug"}
 	for k, v := range env {
-		t.Setenv(k, v)
+		base[k] = v
 	}
+	getenv, environ := testEnv(base)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &deployertest.Log{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"berth", "socket-proxy"}, os.Environ(), io.Discard, logs) }()
+	go func() { done <- run(ctx, []string{"berth", "socket-proxy"}, getenv, environ, io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -63,7 +62,6 @@ func TestDeployThroughSocketProxy(t *testing.T) {
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
-	realHost := os.Getenv("DOCKER_HOST")
 	tag, project, dir := upProject(t, eng, compose, "proxy", `services:
   web:
     image: acme/web:%s
@@ -113,7 +111,6 @@ volumes:
 
 	// A full deploy through the proxy: berth has no socket, only the proxy's address.
 	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": dir, "DOCKER_HOST": proxyAddr})
-	t.Setenv("DOCKER_HOST", realHost) // the compose CLI in cleanups talks to the engine directly
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")
 	if status, body := post(t, url+"/webhook?secret="+testSecret, dockerHubPayload(t, tag)); status != http.StatusAccepted {
 		t.Fatalf("webhook answered %d %s, want 202", status, body)
@@ -187,7 +184,6 @@ func TestReadOnlySocketProxyRefusesDeploy(t *testing.T) {
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
-	realHost := os.Getenv("DOCKER_HOST")
 	tag, project, dir := upProject(t, eng, compose, "roproxy", `services:
   web:
     image: acme/web:%s
@@ -202,7 +198,6 @@ func TestReadOnlySocketProxyRefusesDeploy(t *testing.T) {
 
 	proxyAddr, _ := startSocketProxy(t, map[string]string{"SOCKET_PROXY_READONLY": "true"})
 	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": dir, "DOCKER_HOST": proxyAddr})
-	t.Setenv("DOCKER_HOST", realHost)
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")
 	if status, body := post(t, url+"/webhook?secret="+testSecret, dockerHubPayload(t, tag)); status != http.StatusAccepted {
 		t.Fatalf("webhook answered %d %s, want 202", status, body)

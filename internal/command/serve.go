@@ -1,0 +1,124 @@
+package command
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/handler"
+)
+
+// Serve is `berth serve`, the default command: it receives registry webhooks and redeploys
+// until ctx ends, then lets the deploys in flight finish.
+func Serve(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) error {
+	if err := parseFlags(flag.NewFlagSet("serve", flag.ContinueOnError), args, stdout, "serve",
+		"Receive registry webhooks and redeploy compose services (the default command)."); err != nil {
+		return noHelp(err)
+	}
+	return serve(ctx, env, stderr)
+}
+
+// serve is `berth serve`.
+func serve(ctx context.Context, env Env, stderr io.Writer) error {
+	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeploys()
+	w, err := wire(ctx, deployCtx, env, stderr, nil)
+	if err != nil {
+		return err
+	}
+	cfg, log, d := w.cfg, w.log, w.deployer
+	if err := d.Reconcile(ctx); err != nil {
+		// The engine may not be up yet; each service's next deploy repairs it too.
+		log.Error("repair unfinished deploys", "err", err)
+	}
+	if cfg.Discover() {
+		logDiscovered(ctx, d, log)
+	}
+	if cfg.StateDir == "" {
+		log.Warn("STATE_DIR is not set: a deploy interrupted by a crash is not repaired at the next start, and the deploy history is lost when berth stops")
+	}
+	if cfg.DryRun {
+		log.Warn("DRY_RUN is set: deploys are planned and recorded as would-deploy, nothing is pulled or recreated")
+	}
+	webhooks := cfg.Webhooks
+	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == ""}
+	webhooks.Limits = cfg.Exposure.Limits(&handler.Counters{}) // refusal counts, for a metrics endpoint to read
+	srv, err := listen(cfg.Exposure, cfg.ListenAddr, cfg.StateDir, handler.NewServer(webhooks, d, log), log)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 3)
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("METRICS_ADDR=%s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", w.metrics.Handler())
+		metricsSrv = newHTTPServer(mux, log)
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		go func() { served <- metricsSrv.Serve(mln) }()
+	}
+	log.Info("listening", append(srv.logAttrs(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir,
+		"credentials", strings.Join(cfg.EnabledCredentials(), ","), "status_api", cfg.APIToken != "", "notify", len(cfg.Notify),
+		"registry_logins", strings.Join(func() []string { c, _ := cfg.Credentials(); return c.Hosts() }(), ","))...)
+	srv.warnPlainHTTP(cfg.URLSecretCredentials(), log)
+	srv.serve(served)
+	go d.Warm(ctx)
+	// Start-up's project loads leave a few MB of garbage the runtime would keep mapped for a
+	// long while; an idle berth should hold only what it uses.
+	debug.FreeOSMemory()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; letting deploys in flight finish", "timeout", cfg.ShutdownTimeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.shutdown(stopCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(stopCtx)
+	}
+	if err := d.Wait(stopCtx); err != nil {
+		log.Warn("deploys still running at shutdown were abandoned", "err", err)
+	}
+	w.close(stopCtx)
+	return nil
+}
+
+// logDiscovered says at start which projects berth found and which it cannot serve, and why.
+func logDiscovered(ctx context.Context, d *deployer.Deployer, log *slog.Logger) {
+	found, err := d.Projects(ctx)
+	if err != nil {
+		log.Warn("discover compose projects", "err", err)
+		return
+	}
+	if len(found) == 0 {
+		log.Warn("no compose project has containers on this engine yet; berth looks again at every push")
+	}
+	for _, p := range found {
+		switch {
+		case !p.Allowed:
+			log.Info("project discovered, not allowed by PROJECTS/SKIP_PROJECTS", "project", p.Name)
+		case !p.Readable:
+			log.Warn("project discovered but berth cannot read its files; add the mount to berth's container", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
+		case p.Problem != "":
+			log.Warn("project discovered but does not load; fix its compose files", "project", p.Name, "problem", p.Problem)
+		default:
+			log.Info("project discovered", "project", p.Name, "dir", p.Spec.Dir, "files", strings.Join(p.Spec.Files, ","),
+				"profiles", strings.Join(p.Spec.Profiles, ","))
+		}
+	}
+}
