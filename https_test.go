@@ -124,6 +124,7 @@ func servedName(addr string, roots *x509.CertPool) (string, error) {
 // and picks up a renewed pair swapped on disk without a restart; a pair that does not match
 // keeps the old certificate serving.
 func TestHTTPSCertificateFilesReload(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	ca := newTestCA(t)
@@ -341,6 +342,7 @@ func TestHTTPSWithACME(t *testing.T) {
 // TestHeaderAndPlainHTTPWarning: oversized headers are refused before berth reads them, and
 // plain HTTP on loopback draws no warning (internal/command's TestPlainHTTPWarning covers the rest).
 func TestHeaderAndPlainHTTPWarning(t *testing.T) {
+	t.Parallel()
 	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": t.TempDir()})
 	req, _ := http.NewRequest(http.MethodPost, url+"/webhook?secret="+testSecret, strings.NewReader("{}"))
 	req.Header.Set("X-Padding", strings.Repeat("a", 64<<10))

@@ -14,6 +14,7 @@ import (
 // TestImageInspectAPI asks a running berth about the image a compose service runs: the
 // registry's summary comes back beside the service's container, behind the read token.
 func TestImageInspectAPI(t *testing.T) {
+	t.Parallel()
 	eng := deployertest.Engine(t)
 	cli := deployertest.ComposeCLI(t, "v5.6.0")
 	tag := deployertest.UniqueTag("api")
@@ -75,6 +76,7 @@ func TestImageInspectAPI(t *testing.T) {
 
 // TestImageInspectAPIOff: without API_TOKEN the read API does not answer.
 func TestImageInspectAPIOff(t *testing.T) {
+	t.Parallel()
 	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": t.TempDir()})
 	resp, err := http.Get(url + "/api/images/inspect?ref=acme/web:1")
 	if err != nil {

@@ -194,6 +194,7 @@ volumes:
 }
 
 func TestDockerHubPushRedeploysService(t *testing.T) {
+	t.Parallel()
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
@@ -392,6 +393,7 @@ func putUntaggedManifest(t *testing.T, registry, repo, tag string) {
 // push to it alone redeploys the service on exactly the pushed digest; an untagged manifest
 // push is acknowledged and deploys nothing.
 func TestRegistryNotificationRedeploysPinnedDigest(t *testing.T) {
+	t.Parallel()
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()

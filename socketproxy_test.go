@@ -59,6 +59,7 @@ func startSocketProxy(t *testing.T, env map[string]string) (string, *deployertes
 // full deploy goes through it, and the calls berth never makes are refused with a message that
 // names the endpoint.
 func TestDeployThroughSocketProxy(t *testing.T) {
+	t.Parallel()
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
@@ -140,6 +141,7 @@ volumes:
 // TestSocketProxyExecWhenEnabled: with SOCKET_PROXY_EXEC=true an exec (an upgraded, hijacked
 // connection) passes through the proxy both ways.
 func TestSocketProxyExecWhenEnabled(t *testing.T) {
+	t.Parallel()
 	deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
@@ -181,6 +183,7 @@ func TestSocketProxyExecWhenEnabled(t *testing.T) {
 // TestReadOnlySocketProxyRefusesDeploy runs berth behind a read-only proxy: the deploy's pull is
 // refused, berth's log says by whom and what to change, and the running container is kept.
 func TestReadOnlySocketProxyRefusesDeploy(t *testing.T) {
+	t.Parallel()
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
