@@ -29,6 +29,7 @@ import (
 
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/handler"
+	"github.com/berth-dev/berth/internal/socketproxy"
 )
 
 func main() {
@@ -726,7 +727,7 @@ func runSocketProxy(ctx context.Context, stderr io.Writer) error {
 		return fmt.Errorf("SOCKET_PROXY_LISTEN=%s: %w", pc.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           handler.NewSocketProxy(pc.Socket, handler.ProxyPolicy{Exec: pc.Exec, Swarm: pc.Swarm, ReadOnly: pc.ReadOnly}, log),
+		Handler:           socketproxy.New(pc.Socket, socketproxy.Policy{Exec: pc.Exec, Swarm: pc.Swarm, ReadOnly: pc.ReadOnly}, log),
 		ReadHeaderTimeout: 10 * time.Second, // no other timeouts: events and pulls stream for long
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
