@@ -124,15 +124,14 @@ func checkDomain(d string) error {
 	return nil
 }
 
-// limits turns the settings into the handler's abuse limits; refusals are counted in counters.
-func (e Exposure) limits(counters *handler.Counters) handler.Limits {
+// limits turns the settings into the handler's abuse limits.
+func (e Exposure) limits() handler.Limits {
 	proxies, _ := handler.ParseTrustedProxies(e.TrustedProxies) // validated
 	return handler.Limits{
 		AuthBurst:      e.AuthFailureBurst,
 		AuthRefill:     e.AuthFailureRefill,
 		MaxConcurrent:  e.MaxConcurrentRequests,
 		TrustedProxies: proxies,
-		Counters:       counters,
 	}
 }
 

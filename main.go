@@ -593,8 +593,8 @@ func serve(ctx context.Context, environ []string, stderr io.Writer) error {
 		log.Warn("DRY_RUN is set: deploys are planned and recorded as would-deploy, nothing is pulled or recreated")
 	}
 	webhooks := cfg.Webhooks
-	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == ""}
-	webhooks.Limits = cfg.Exposure.limits(&handler.Counters{}) // refusal counts, for a metrics endpoint to read
+	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == ""}
+	webhooks.Limits = cfg.Exposure.limits()
 	srv, err := cfg.Exposure.listen(cfg.ListenAddr, cfg.StateDir, handler.NewServer(webhooks, d, log), log)
 	if err != nil {
 		return err
