@@ -24,7 +24,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
-	"github.com/berth-dev/berth/handler"
+	"github.com/berth-dev/berth/internal/socketproxy"
 )
 
 // rolloutEnv are the settings every rollout test runs berth with: a quick settle period and a
@@ -404,7 +404,7 @@ func TestEngineDownWebhooksQueueAndRetry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := &http.Server{Handler: handler.NewSocketProxy(engineSock, handler.ProxyPolicy{}, slog.New(slog.DiscardHandler))}
+		srv := &http.Server{Handler: socketproxy.New(engineSock, socketproxy.Policy{}, slog.New(slog.DiscardHandler))}
 		go func() { _ = srv.Serve(ln) }()
 		return srv
 	}

@@ -1,9 +1,12 @@
 package handler
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/berth-dev/berth/deployer/fault"
@@ -21,6 +24,42 @@ type staleError struct{ sent, now time.Time }
 func (e staleError) Error() string {
 	return fmt.Sprintf("webhook-timestamp %s is more than %s away from berth's clock (%s); check both clocks",
 		e.sent.UTC().Format(time.RFC3339), maxSkew, e.now.UTC().Format(time.RFC3339))
+}
+
+// The log messages of refused requests, by where they were refused.
+const (
+	webhookRefused = "webhook refused"    // the webhook, the status API and the HTTPS-only listener
+	apiFailed      = "api request failed" // the read API (image inspection)
+	limitsRefused  = "request refused"    // the abuse limits, before any route
+)
+
+// writeError is berth's one error answer: the status statusFor maps err to, the public message
+// as {"error": …}, Retry-After when err says when to come back, and one log line named event.
+func writeError(w http.ResponseWriter, log *slog.Logger, event string, err error, attrs ...any) {
+	status := statusFor(err)
+	log.Log(context.Background(), logLevel(err, status), event, append(attrs, "status", status, "err", err)...)
+	var later interface{ retryAfter() time.Duration }
+	if errors.As(err, &later) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ceilSecond(later.retryAfter()).Seconds())))
+	}
+	writeJSON(w, status, map[string]string{"error": publicMessage(err, status)})
+}
+
+// logLevel is error for berth's own failures and warn for the caller's. A rate-limited
+// address is logged at debug only, or a flood would flood the log too (the warning was logged
+// when it ran out of tokens); a busy berth is no failure of its own.
+func logLevel(err error, status int) slog.Level {
+	var limited rateLimitedError
+	var busy busyError
+	switch {
+	case errors.As(err, &limited):
+		return slog.LevelDebug
+	case errors.As(err, &busy):
+		return slog.LevelWarn
+	case status >= 500:
+		return slog.LevelError
+	}
+	return slog.LevelWarn
 }
 
 // statusFor is the one place that turns an error into an HTTP status.

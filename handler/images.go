@@ -25,50 +25,30 @@ func handleImageInspect(token Secrets, images ImageInspector, log *slog.Logger) 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ref := r.URL.Query().Get("ref")
 		attrs := []any{"route", "images/inspect", "remote", r.RemoteAddr, "ref", ref}
-		if err := checkReadToken(token, r); err != nil {
-			writeAPIError(w, log, err, attrs...)
+		if len(token) == 0 {
+			writeError(w, log, apiFailed, &fault.Error{Kind: fault.NotFound, Msg: "the read API is off; set API_TOKEN to enable it"}, attrs...)
+			return
+		}
+		if err := checkToken(token, r); err != nil {
+			writeError(w, log, apiFailed, err, attrs...)
 			return
 		}
 		if images == nil {
-			writeAPIError(w, log, &fault.Error{Kind: fault.NotFound, Msg: "image inspection is not available in this server"}, attrs...)
+			writeError(w, log, apiFailed, &fault.Error{Kind: fault.NotFound, Msg: "image inspection is not available in this server"}, attrs...)
 			return
 		}
 		if strings.TrimSpace(ref) == "" {
-			writeAPIError(w, log, badRequest("ref is missing: GET /api/images/inspect?ref=acme/web:1"), attrs...)
+			writeError(w, log, apiFailed, badRequest("ref is missing: GET /api/images/inspect?ref=acme/web:1"), attrs...)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), inspectTimeout)
 		defer cancel()
 		rep, err := images.InspectImage(ctx, ref)
 		if err != nil {
-			writeAPIError(w, log, err, attrs...)
+			writeError(w, log, apiFailed, err, attrs...)
 			return
 		}
 		log.Debug("image inspected", append(attrs, "digest", rep.Image.Digest)...)
 		writeJSON(w, http.StatusOK, rep)
 	})
-}
-
-// checkReadToken admits a request bearing the read API's token; with no token configured the
-// read API is off.
-func checkReadToken(token Secrets, r *http.Request) error {
-	if len(token) == 0 {
-		return &fault.Error{Kind: fault.NotFound, Msg: "the read API is off; set API_TOKEN to enable it"}
-	}
-	presented, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || !token.Equal(presented) {
-		return errUnauthorized
-	}
-	return nil
-}
-
-// writeAPIError answers a read API request with the error's status and public message.
-func writeAPIError(w http.ResponseWriter, log *slog.Logger, err error, attrs ...any) {
-	status := statusFor(err)
-	level := slog.LevelWarn
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	log.Log(context.Background(), level, "api request failed", append(attrs, "status", status, "err", err)...)
-	writeJSON(w, status, map[string]string{"error": publicMessage(err, status)})
 }

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +32,6 @@ type Limits struct {
 	QueueWait time.Duration
 	// TrustedProxies are the peers whose forwarding headers name the client.
 	TrustedProxies TrustedProxies
-	// Counters receives the refusals; nil: they are counted where nobody reads them.
-	Counters *Counters
 	// Now is the limiter's clock; time.Now when nil.
 	Now func() time.Time
 	// MaxTracked bounds the addresses whose failures are remembered; 10000 when 0.
@@ -54,9 +51,6 @@ func (l Limits) withDefaults() Limits {
 	if l.QueueWait == 0 {
 		l.QueueWait = 5 * time.Second
 	}
-	if l.Counters == nil {
-		l.Counters = &Counters{}
-	}
 	if l.Now == nil {
 		l.Now = time.Now
 	}
@@ -66,55 +60,6 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Counters counts the requests berth refused, by reason ("unauthorized", "rate_limited",
-// "busy", "bad_request", …), for a metrics endpoint to export. The zero value is ready; it
-// is safe for concurrent use.
-type Counters struct {
-	mu      sync.Mutex
-	refused map[string]uint64
-}
-
-func (c *Counters) add(reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.refused == nil {
-		c.refused = map[string]uint64{}
-	}
-	c.refused[reason]++
-}
-
-// Refused returns a copy of the refusal counts by reason.
-func (c *Counters) Refused() map[string]uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]uint64, len(c.refused))
-	for k, v := range c.refused {
-		out[k] = v
-	}
-	return out
-}
-
-// refusalReason names a 4xx answer for the counters.
-func refusalReason(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return "bad_request"
-	case http.StatusUnauthorized:
-		return "unauthorized"
-	case http.StatusForbidden:
-		return "forbidden"
-	case http.StatusNotFound:
-		return "not_found"
-	case http.StatusMethodNotAllowed:
-		return "method_not_allowed"
-	case http.StatusRequestEntityTooLarge:
-		return "too_large"
-	case http.StatusTooManyRequests:
-		return "rate_limited"
-	}
-	return "status_" + strconv.Itoa(status)
-}
-
 // rateLimitedError refuses an address that failed authentication too often.
 type rateLimitedError struct{ retry time.Duration }
 
@@ -122,8 +67,14 @@ func (e rateLimitedError) Error() string {
 	return fmt.Sprintf("too many failed authentications from this address; retry in %s", ceilSecond(e.retry))
 }
 
+// retryAfter is how long the address is still blocked.
+func (e rateLimitedError) retryAfter() time.Duration { return e.retry }
+
 // busyError refuses a request while berth handles as many as it allows.
 type busyError struct{ perClient bool }
+
+// retryAfter: a slot frees up as soon as one request is answered.
+func (busyError) retryAfter() time.Duration { return time.Second }
 
 func (e busyError) Error() string {
 	if e.perClient {
@@ -133,8 +84,8 @@ func (e busyError) Error() string {
 }
 
 // protect wraps next with the abuse limits: the client address from TrustedProxies (it
-// replaces RemoteAddr, so every log line names the real client), the failure limiter, the
-// concurrency bounds and the refusal counters.
+// replaces RemoteAddr, so every log line names the real client), the failure limiter and the
+// concurrency bounds.
 //
 // Only failed authentications (401) consume an address's tokens, so a sender that holds a
 // valid credential never limits itself, and senders at other addresses are never slowed. An
@@ -162,25 +113,18 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 		key := limiterKey(client)
 		attrs = append(attrs, "limiter_key", key)
 		if wait := failures.wait(key, lim.Now()); wait > 0 {
-			lim.Counters.add("rate_limited")
-			// Debug only: a flood would otherwise flood the log too; the warning was logged
-			// when the address ran out of tokens.
-			refuse(w, log, slog.LevelDebug, rateLimitedError{wait}, wait, attrs...)
+			writeError(w, log, limitsRefused, rateLimitedError{wait}, attrs...)
 			return
 		}
 		// Only an address that has failed authentication is held to its share of the slots:
 		// a valid sender's burst is never refused for coming from one address.
 		if ok, perClient := conc.acquire(r.Context(), key, failures.has(key)); !ok {
-			lim.Counters.add("busy")
-			refuse(w, log, slog.LevelWarn, busyError{perClient}, time.Second, attrs...)
+			writeError(w, log, limitsRefused, busyError{perClient}, attrs...)
 			return
 		}
 		defer conc.release(key)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		if sw.status >= 400 && sw.status < 500 {
-			lim.Counters.add(refusalReason(sw.status))
-		}
 		if sw.status == http.StatusUnauthorized {
 			if wait := ceilSecond(failures.fail(key, lim.Now())); wait > 0 {
 				log.Warn("client rate-limited after repeated failed authentications", append(attrs, "retry_after", wait)...)
@@ -192,14 +136,6 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 // ceilSecond rounds d up to whole seconds, for Retry-After and messages.
 func ceilSecond(d time.Duration) time.Duration {
 	return time.Duration(math.Ceil(d.Seconds())) * time.Second
-}
-
-// refuse answers a request the limits turn away, with Retry-After in whole seconds.
-func refuse(w http.ResponseWriter, log *slog.Logger, level slog.Level, err error, retry time.Duration, attrs ...any) {
-	status := statusFor(err)
-	log.Log(context.Background(), level, "request refused", append(attrs, "status", status, "err", err)...)
-	w.Header().Set("Retry-After", strconv.Itoa(int(ceilSecond(retry).Seconds())))
-	writeJSON(w, status, map[string]string{"error": publicMessage(err, status)})
 }
 
 // limiterKey is the unit an address is limited as: an IPv4 address, or an IPv6 /64, which

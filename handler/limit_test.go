@@ -120,9 +120,9 @@ func clientFrom(ip string) *http.Client {
 // slots; past that it gets 503 with Retry-After, while another address is still served.
 func TestConcurrencyBound(t *testing.T) {
 	d := &blockingDeployer{entered: make(chan struct{}, 8), release: make(chan struct{})}
-	counters := &Counters{}
-	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{MaxConcurrent: 4, Counters: counters}}
-	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.DiscardHandler)))
+	var logs deployertest.Log
+	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{MaxConcurrent: 4}}
+	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.NewTextHandler(&logs, nil))))
 	defer srv.Close()
 	body := string(fixture(t, "dockerhub-push.json"))
 	// One failure puts 127.0.0.2 under the per-address bound.
@@ -157,8 +157,8 @@ func TestConcurrencyBound(t *testing.T) {
 	}
 	close(d.release)
 	wg.Wait()
-	if n := counters.Refused()["busy"]; n != 1 {
-		t.Errorf("busy refusals counted %d, want 1", n)
+	if n := refusals(logs.String(), limitsRefused, http.StatusServiceUnavailable); n != 1 {
+		t.Errorf("busy refusals logged %d, want 1:\n%s", n, logs.String())
 	}
 }
 
@@ -168,9 +168,8 @@ func TestConcurrencyBound(t *testing.T) {
 // not move the flood onto the valid sender's address.
 func TestFloodIsLimitedValidSendersAreNot(t *testing.T) {
 	d := &recordingDeployer{}
-	counters := &Counters{}
 	var logs deployertest.Log
-	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{AuthBurst: 5, AuthRefill: time.Hour, Counters: counters}}
+	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{AuthBurst: 5, AuthRefill: time.Hour}}
 	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	defer srv.Close()
 	body := string(fixture(t, "dockerhub-push.json"))
@@ -233,9 +232,9 @@ func TestFloodIsLimitedValidSendersAreNot(t *testing.T) {
 	if n := len(d.requests()); n != valid {
 		t.Errorf("%d deploys requested, want %d", n, valid)
 	}
-	refused := counters.Refused()
-	if refused["rate_limited"] != uint64(count[http.StatusTooManyRequests]) || refused["unauthorized"] != uint64(count[http.StatusUnauthorized]) {
-		t.Errorf("counters %v disagree with the answers %v", refused, count)
+	limited, unauthorized := refusals(logs.String(), limitsRefused, http.StatusTooManyRequests), refusals(logs.String(), webhookRefused, http.StatusUnauthorized)
+	if limited != count[http.StatusTooManyRequests] || unauthorized != count[http.StatusUnauthorized] {
+		t.Errorf("refusals logged (%d rate-limited, %d unauthorized) disagree with the answers %v", limited, unauthorized, count)
 	}
 	// The limiter and the log use the real peer, never the spoofed header.
 	out := logs.String()
@@ -296,9 +295,9 @@ func TestTrustedProxyForwardingIsBelieved(t *testing.T) {
 // the most that may wait) is answered 202, each request waiting for a slot instead of being refused.
 func TestBurstWaitsForASlot(t *testing.T) {
 	d := &recordingDeployer{}
-	counters := &Counters{}
-	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{MaxConcurrent: 4, Counters: counters}}
-	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.DiscardHandler)))
+	var logs deployertest.Log
+	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{MaxConcurrent: 4}}
+	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.NewTextHandler(&logs, nil))))
 	defer srv.Close()
 	body := string(fixture(t, "dockerhub-push.json"))
 	const burst = 20
@@ -323,8 +322,8 @@ func TestBurstWaitsForASlot(t *testing.T) {
 			t.Errorf("request %d of the burst: %d, want 202", i, code)
 		}
 	}
-	if n := counters.Refused()["busy"]; n != 0 {
-		t.Errorf("%d busy refusals, want 0", n)
+	if n := refusals(logs.String(), limitsRefused, http.StatusServiceUnavailable); n != 0 {
+		t.Errorf("%d busy refusals, want 0:\n%s", n, logs.String())
 	}
 }
 
@@ -383,4 +382,15 @@ func TestConcurrencyQueue(t *testing.T) {
 	if ok, _ := short.acquire(gone, key, false); ok {
 		t.Error("a waiter whose request ended got a slot")
 	}
+}
+
+// refusals counts the log lines of refusals named event that answered status.
+func refusals(logs, event string, status int) int {
+	n := 0
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, "msg=\""+event+"\"") && strings.Contains(line, " status="+strconv.Itoa(status)+" ") {
+			n++
+		}
+	}
+	return n
 }

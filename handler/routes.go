@@ -13,15 +13,15 @@ func addRoutes(mux *http.ServeMux, cfg Config, d Deployer, log *slog.Logger) {
 	}
 	mux.Handle("POST /webhook", webhook)
 	mux.Handle("GET /healthz", handleHealthz())
-	images, _ := d.(ImageInspector) // the real deployer is one; webhook-only test doubles are not
-	mux.Handle("GET /api/images/inspect", handleImageInspect(cfg.APIToken, images, log))
+	mux.Handle("GET /api/images/inspect", handleImageInspect(cfg.APIToken, cfg.Ops.Images, log))
 	if ops := cfg.Ops; ops.APIToken != "" {
+		token := Secrets{ops.APIToken}
 		if ops.Services != nil {
-			mux.Handle("GET /api/services", requireToken(ops.APIToken, log, handleServices(ops.Services, log)))
-			mux.Handle("GET /api/services/{name...}", requireToken(ops.APIToken, log, handleService(ops.Services, log)))
+			mux.Handle("GET /api/services", requireToken(token, log, handleServices(ops.Services, log)))
+			mux.Handle("GET /api/services/{name...}", requireToken(token, log, handleService(ops.Services, log)))
 		}
 		if ops.History != nil {
-			mux.Handle("GET /api/deploys", requireToken(ops.APIToken, log, handleDeploys(ops.History, log)))
+			mux.Handle("GET /api/deploys", requireToken(token, log, handleDeploys(ops.History, log)))
 		}
 	}
 	if cfg.Ops.Metrics != nil && cfg.Ops.ServeMetrics {

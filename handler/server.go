@@ -107,31 +107,31 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 		attrs := []any{"remote", r.RemoteAddr}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
-			writeError(w, log, err, attrs...)
+			writeError(w, log, webhookRefused, err, attrs...)
 			return
 		}
 		src, err := sources.detect(r, body)
 		if err != nil {
-			writeError(w, log, err, attrs...)
+			writeError(w, log, webhookRefused, err, attrs...)
 			return
 		}
 		attrs = append(attrs, "source", src.name())
 		noteSource(r, src.name())
 		if err := src.enabled(); err != nil {
-			writeError(w, log, err, attrs...)
+			writeError(w, log, webhookRefused, err, attrs...)
 			return
 		}
 		if err := src.authenticate(r, body, now()); err != nil {
-			writeError(w, log, err, attrs...)
+			writeError(w, log, webhookRefused, err, attrs...)
 			return
 		}
 		dl, err := src.parse(r, body)
 		if err != nil {
-			writeError(w, log, err, attrs...)
+			writeError(w, log, webhookRefused, err, attrs...)
 			return
 		}
 		if len(dl.pushes) > maxPushes {
-			writeError(w, log, badRequest("the delivery reports %d pushes; berth accepts at most %d in one call", len(dl.pushes), maxPushes), attrs...)
+			writeError(w, log, webhookRefused, badRequest("the delivery reports %d pushes; berth accepts at most %d in one call", len(dl.pushes), maxPushes), attrs...)
 			return
 		}
 		res := webhookResult{Status: "ignored", Source: src.name(), Services: []string{}, Reason: dl.ignored}
@@ -157,7 +157,7 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 					res.Refused = append(res.Refused, p.req.Repository+":"+p.req.Tag+": "+err.Error())
 					continue
 				}
-				writeError(w, log, err, attrs...)
+				writeError(w, log, webhookRefused, err, attrs...)
 				return
 			}
 			log.Info("push accepted", append(attrs, "deploy", t.ID, "services", strings.Join(t.Services, ","))...)
@@ -188,16 +188,6 @@ func handleHealthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-}
-
-func writeError(w http.ResponseWriter, log *slog.Logger, err error, attrs ...any) {
-	status := statusFor(err)
-	level := slog.LevelWarn
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	log.Log(context.Background(), level, "webhook refused", append(attrs, "status", status, "err", err)...)
-	writeJSON(w, status, map[string]string{"error": publicMessage(err, status)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/deployer/fault"
@@ -23,10 +22,11 @@ type DeployHistory interface {
 
 // Ops are the dependencies of the operator endpoints; each endpoint is off while its own is unset.
 type Ops struct {
-	APIToken Secret        // bearer token of the status API; empty turns /api/* off
-	Services ServiceLister // /api/services
-	History  DeployHistory // /api/deploys
-	Metrics  *Metrics      // counts webhooks; nil counts nothing
+	APIToken Secret         // bearer token of the status API; empty turns /api/* off
+	Services ServiceLister  // /api/services
+	History  DeployHistory  // /api/deploys
+	Images   ImageInspector // /api/images/inspect, behind Config.APIToken
+	Metrics  *Metrics       // counts webhooks; nil counts nothing
 	// ServeMetrics serves /metrics on this server (off when METRICS_ADDR gives it its own).
 	ServeMetrics bool
 }
@@ -41,23 +41,11 @@ type deploysAnswer struct {
 	Deploys []deployer.Record `json:"deploys"`
 }
 
-// requireToken lets through requests that present token as "Authorization: Bearer <token>".
-func requireToken(token Secret, log *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		presented, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !token.Equal(presented) {
-			writeError(w, log, errUnauthorized, "remote", r.RemoteAddr, "path", r.URL.Path)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 func handleServices(s ServiceLister, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		all, err := s.Services(r.Context())
 		if err != nil {
-			writeError(w, log, err, "path", r.URL.Path)
+			writeError(w, log, webhookRefused, err, "path", r.URL.Path)
 			return
 		}
 		writeJSON(w, http.StatusOK, servicesAnswer{Services: all})
@@ -70,7 +58,7 @@ func handleService(s ServiceLister, log *slog.Logger) http.Handler {
 		name := r.PathValue("name")
 		all, err := s.Services(r.Context())
 		if err != nil {
-			writeError(w, log, err, "path", r.URL.Path)
+			writeError(w, log, webhookRefused, err, "path", r.URL.Path)
 			return
 		}
 		var found []deployer.ServiceStatus
@@ -81,11 +69,11 @@ func handleService(s ServiceLister, log *slog.Logger) http.Handler {
 		}
 		switch len(found) {
 		case 0:
-			writeError(w, log, fault.Errorf(fault.NotFound, "no service %s in the projects berth serves", name), "path", r.URL.Path)
+			writeError(w, log, webhookRefused, fault.Errorf(fault.NotFound, "no service %s in the projects berth serves", name), "path", r.URL.Path)
 		case 1:
 			writeJSON(w, http.StatusOK, found[0])
 		default:
-			writeError(w, log, fault.Errorf(fault.Conflict, "service %s is in %d projects; ask for project/%s", name, len(found), name), "path", r.URL.Path)
+			writeError(w, log, webhookRefused, fault.Errorf(fault.Conflict, "service %s is in %d projects; ask for project/%s", name, len(found), name), "path", r.URL.Path)
 		}
 	})
 }
@@ -97,7 +85,7 @@ func handleDeploys(h DeployHistory, log *slog.Logger) http.Handler {
 		if v := r.URL.Query().Get("limit"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
-				writeError(w, log, badRequest("limit=%q is not a positive number", v), "path", r.URL.Path)
+				writeError(w, log, webhookRefused, badRequest("limit=%q is not a positive number", v), "path", r.URL.Path)
 				return
 			}
 			limit = n

@@ -194,7 +194,7 @@ func handleHTTPSOnly(log *slog.Logger) http.Handler {
 			http.Redirect(w, r, target, http.StatusMovedPermanently)
 			return
 		}
-		writeError(w, log, badRequest("berth accepts webhooks over HTTPS only: send them to %s; a secret in the URL of this request crossed the network unencrypted, so replace it", target),
+		writeError(w, log, webhookRefused, badRequest("berth accepts webhooks over HTTPS only: send them to %s; a secret in the URL of this request crossed the network unencrypted, so replace it", target),
 			"remote", r.RemoteAddr, "listener", "http")
 	})
 }

@@ -48,8 +48,8 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 		log.Warn("DRY_RUN is set: deploys are planned and recorded as would-deploy, nothing is pulled or recreated")
 	}
 	webhooks := cfg.Webhooks
-	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == ""}
-	webhooks.Limits = cfg.Exposure.Limits(&handler.Counters{}) // refusal counts, for a metrics endpoint to read
+	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == ""}
+	webhooks.Limits = cfg.Exposure.Limits()
 	srv, err := listen(cfg.Exposure, cfg.ListenAddr, cfg.StateDir, handler.NewServer(webhooks, d, log), log)
 	if err != nil {
 		return err

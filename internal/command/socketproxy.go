@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/handler"
 	"github.com/berth-dev/berth/internal/config"
+	"github.com/berth-dev/berth/internal/socketproxy"
 )
 
 // SocketProxy is `berth socket-proxy`: it serves the filtering Docker socket proxy until ctx ends.
@@ -42,7 +42,7 @@ func SocketProxy(ctx context.Context, getenv func(string) string, stderr io.Writ
 		return fmt.Errorf("SOCKET_PROXY_LISTEN=%s: %w", pc.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           handler.NewSocketProxy(pc.Socket, handler.ProxyPolicy{Exec: pc.Exec, Swarm: pc.Swarm, ReadOnly: pc.ReadOnly}, log),
+		Handler:           socketproxy.New(pc.Socket, socketproxy.Policy{Exec: pc.Exec, Swarm: pc.Swarm, ReadOnly: pc.ReadOnly}, log),
 		ReadHeaderTimeout: 10 * time.Second, // no other timeouts: events and pulls stream for long
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -119,14 +119,13 @@ func checkDomain(d string) error {
 	return nil
 }
 
-// Limits turns the settings into the handler's abuse limits; refusals are counted in counters.
-func (e Exposure) Limits(counters *handler.Counters) handler.Limits {
+// Limits turns the settings into the handler's abuse limits; 
+func (e Exposure) Limits() handler.Limits {
 	proxies, _ := handler.ParseTrustedProxies(e.TrustedProxies) // validated
 	return handler.Limits{
 		AuthBurst:      e.AuthFailureBurst,
 		AuthRefill:     e.AuthFailureRefill,
 		MaxConcurrent:  e.MaxConcurrentRequests,
 		TrustedProxies: proxies,
-		Counters:       counters,
 	}
 }

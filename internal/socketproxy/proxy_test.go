@@ -1,4 +1,4 @@
-package handler
+package socketproxy
 
 import (
 	"bufio"
@@ -14,46 +14,46 @@ import (
 	"testing"
 )
 
-func TestProxyPolicyDecide(t *testing.T) {
-	all := ProxyPolicy{Exec: true, Swarm: true}
+func TestPolicyDecide(t *testing.T) {
+	all := Policy{Exec: true, Swarm: true}
 	cases := []struct {
-		policy ProxyPolicy
+		policy Policy
 		method string
 		target string
 		allow  bool
 		reason string // a fragment of the refusal
 	}{
-		{ProxyPolicy{}, "GET", "/_ping", true, ""},
-		{ProxyPolicy{}, "HEAD", "/_ping", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/version", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/info", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/events?filters=%7B%7D", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/containers/json?all=1", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/containers/abc/json", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/containers/create?name=p-web-1", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/containers/abc/start", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/containers/abc/stop?t=10", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/containers/abc/rename?name=x", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/containers/abc/wait", true, ""},
-		{ProxyPolicy{}, "DELETE", "/v1.41/containers/abc?force=1", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/images/create?fromImage=acme%2Fweb&tag=1", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/images/127.0.0.1:5000/acme/web:1/json", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/images/acme/web@sha256:abc/tag?repo=acme%2Fweb&tag=1", true, ""},
-		{ProxyPolicy{}, "DELETE", "/v1.41/images/acme/web:1", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/networks?filters=x", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/networks/p_default", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/networks/create", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/networks/p_default/connect", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/volumes/p_data", true, ""},
-		{ProxyPolicy{}, "POST", "/v1.41/volumes/create", true, ""},
+		{Policy{}, "GET", "/_ping", true, ""},
+		{Policy{}, "HEAD", "/_ping", true, ""},
+		{Policy{}, "GET", "/v1.41/version", true, ""},
+		{Policy{}, "GET", "/v1.41/info", true, ""},
+		{Policy{}, "GET", "/v1.41/events?filters=%7B%7D", true, ""},
+		{Policy{}, "GET", "/v1.41/containers/json?all=1", true, ""},
+		{Policy{}, "GET", "/v1.41/containers/abc/json", true, ""},
+		{Policy{}, "POST", "/v1.41/containers/create?name=p-web-1", true, ""},
+		{Policy{}, "POST", "/v1.41/containers/abc/start", true, ""},
+		{Policy{}, "POST", "/v1.41/containers/abc/stop?t=10", true, ""},
+		{Policy{}, "POST", "/v1.41/containers/abc/rename?name=x", true, ""},
+		{Policy{}, "POST", "/v1.41/containers/abc/wait", true, ""},
+		{Policy{}, "DELETE", "/v1.41/containers/abc?force=1", true, ""},
+		{Policy{}, "POST", "/v1.41/images/create?fromImage=acme%2Fweb&tag=1", true, ""},
+		{Policy{}, "GET", "/v1.41/images/127.0.0.1:5000/acme/web:1/json", true, ""},
+		{Policy{}, "POST", "/v1.41/images/acme/web@sha256:abc/tag?repo=acme%2Fweb&tag=1", true, ""},
+		{Policy{}, "DELETE", "/v1.41/images/acme/web:1", true, ""},
+		{Policy{}, "GET", "/v1.41/networks?filters=x", true, ""},
+		{Policy{}, "GET", "/v1.41/networks/p_default", true, ""},
+		{Policy{}, "POST", "/v1.41/networks/create", true, ""},
+		{Policy{}, "POST", "/v1.41/networks/p_default/connect", true, ""},
+		{Policy{}, "GET", "/v1.41/volumes/p_data", true, ""},
+		{Policy{}, "POST", "/v1.41/volumes/create", true, ""},
 
-		{ProxyPolicy{}, "POST", "/v1.41/containers/abc/exec", false, "SOCKET_PROXY_EXEC=true"},
-		{ProxyPolicy{}, "POST", "/v1.41/exec/abc/start", false, "SOCKET_PROXY_EXEC=true"},
-		{ProxyPolicy{Exec: true}, "POST", "/v1.41/containers/abc/exec", true, ""},
-		{ProxyPolicy{}, "GET", "/v1.41/services", false, "SOCKET_PROXY_SWARM=true"},
-		{ProxyPolicy{}, "POST", "/v1.41/services/s/update?version=3", false, "SOCKET_PROXY_SWARM=true"},
-		{ProxyPolicy{Swarm: true}, "POST", "/v1.41/services/s/update?version=3", true, ""},
-		{ProxyPolicy{Swarm: true}, "GET", "/v1.41/tasks?filters=x", true, ""},
+		{Policy{}, "POST", "/v1.41/containers/abc/exec", false, "SOCKET_PROXY_EXEC=true"},
+		{Policy{}, "POST", "/v1.41/exec/abc/start", false, "SOCKET_PROXY_EXEC=true"},
+		{Policy{Exec: true}, "POST", "/v1.41/containers/abc/exec", true, ""},
+		{Policy{}, "GET", "/v1.41/services", false, "SOCKET_PROXY_SWARM=true"},
+		{Policy{}, "POST", "/v1.41/services/s/update?version=3", false, "SOCKET_PROXY_SWARM=true"},
+		{Policy{Swarm: true}, "POST", "/v1.41/services/s/update?version=3", true, ""},
+		{Policy{Swarm: true}, "GET", "/v1.41/tasks?filters=x", true, ""},
 
 		{all, "POST", "/v1.41/build", false, "never uses"},
 		{all, "POST", "/build", false, "never uses"},
@@ -82,8 +82,8 @@ func TestProxyPolicyDecide(t *testing.T) {
 		{all, "POST", "/v1.41//build", false, "canonical"},
 		{all, "GET", "/v1.41/v1.41/containers/json", false, "never uses"},
 
-		{ProxyPolicy{ReadOnly: true}, "GET", "/v1.41/containers/json", true, ""},
-		{ProxyPolicy{ReadOnly: true}, "POST", "/v1.41/images/create?fromImage=a", false, "SOCKET_PROXY_READONLY"},
+		{Policy{ReadOnly: true}, "GET", "/v1.41/containers/json", true, ""},
+		{Policy{ReadOnly: true}, "POST", "/v1.41/images/create?fromImage=a", false, "SOCKET_PROXY_READONLY"},
 	}
 	for _, c := range cases {
 		r := httptest.NewRequest(c.method, "http://docker"+c.target, nil)
@@ -117,13 +117,14 @@ func TestSocketProxyForwardsAndStreams(t *testing.T) {
 			_, _ = w.Write([]byte(`{"status":"second"}` + "\n"))
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"ok": "yes"})
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":"yes"}` + "\n"))
 	})}
 	go func() { _ = engine.Serve(ln) }()
 	t.Cleanup(func() { engine.Close() })
 
 	var logs bytes.Buffer
-	proxy := httptest.NewServer(NewSocketProxy(sock, ProxyPolicy{}, slog.New(slog.NewTextHandler(&logs, nil))))
+	proxy := httptest.NewServer(New(sock, Policy{}, slog.New(slog.NewTextHandler(&logs, nil))))
 	t.Cleanup(proxy.Close)
 
 	resp, err := http.Get(proxy.URL + "/v1.41/containers/json?all=1")
