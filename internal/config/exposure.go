@@ -119,7 +119,7 @@ func checkDomain(d string) error {
 	return nil
 }
 
-// Limits turns the settings into the handler's abuse limits; 
+// Limits turns the settings into the handler's abuse limits.
 func (e Exposure) Limits() handler.Limits {
 	proxies, _ := handler.ParseTrustedProxies(e.TrustedProxies) // validated
 	return handler.Limits{
