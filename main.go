@@ -28,6 +28,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/berth-dev/berth/handler"
 )
 
@@ -204,7 +205,7 @@ func (c *config) loadOps() error {
 
 // credentials are the registry logins for pulls: the config.json at REGISTRY_AUTH_CONFIG, else
 // DOCKER_CONFIG's (default ~/.docker), then PULL_CREDENTIALS.
-func (c config) credentials() (deployer.Credentials, error) {
+func (c config) credentials() (registry.Credentials, error) {
 	path := c.RegistryConfig
 	if path == "" {
 		dir := c.DockerConfig
@@ -217,7 +218,7 @@ func (c config) credentials() (deployer.Credentials, error) {
 			path = filepath.Join(dir, "config.json")
 		}
 	}
-	return deployer.LoadCredentials(path, string(c.PullCredentials))
+	return registry.LoadCredentials(path, string(c.PullCredentials))
 }
 
 // validate rejects values envconfig lets through (its required accepts an empty string).
@@ -246,7 +247,7 @@ func (c config) validate() error {
 		return errors.New("HOST_PROJECT_DIR needs PROJECT_DIR; discovered projects take their host paths from compose's labels")
 	case len(c.projectDirs()) > 1 && c.ProjectName != "":
 		return errors.New("COMPOSE_PROJECT_NAME applies to a single project but PROJECT_DIR lists several; name each project in its compose file (name:) or its .env")
-	case c.DistributionHost != "" && !deployer.IsRegistryHost(c.DistributionHost):
+	case c.DistributionHost != "" && !registry.IsHost(c.DistributionHost):
 		return fmt.Errorf("DISTRIBUTION_HOST=%q is not a registry host; give it as compose files name the registry, e.g. registry.example.com or registry.example.com:5000", c.DistributionHost)
 	case c.HostProjectDir != "" && len(strings.Split(c.HostProjectDir, ",")) != len(c.projectDirs()):
 		return fmt.Errorf("HOST_PROJECT_DIR lists %d paths for %d PROJECT_DIR entries; give one host path per project directory, in the same order", len(strings.Split(c.HostProjectDir, ",")), len(c.projectDirs()))
@@ -507,9 +508,9 @@ func wire(ctx, deployCtx context.Context, environ []string, stderr io.Writer, mo
 		w.log.Warn("cannot tell which compose service berth runs as; a push of berth's own image could stop berth mid-deploy", "err", err)
 	}
 	// The swarm backend forwards the pull logins, unless its own REGISTRY_AUTH_CONFIG says otherwise.
-	registryAuth := deployer.RegistryAuth(creds.ForHost)
+	registryAuth := creds
 	if cfg.RegistryConfig != "" {
-		if registryAuth, err = deployer.LoadRegistryAuth(cfg.RegistryConfig); err != nil {
+		if registryAuth, err = registry.LoadConfig(cfg.RegistryConfig); err != nil {
 			return nil, fmt.Errorf("REGISTRY_AUTH_CONFIG: %w", err)
 		}
 	}

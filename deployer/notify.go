@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/berth-dev/berth/deployer/registry"
 )
 
 // Notification formats, chosen per URL by a prefix: slack+https://…, discord+https://….
@@ -182,7 +184,7 @@ func (n *Notifier) Close(ctx context.Context) error {
 // EventOf is the notification event of a deploy record.
 func EventOf(r Record) Event {
 	ns := ""
-	if ref, err := parseImageRef(r.Repository); err == nil {
+	if ref, err := registry.ParseRef(r.Repository); err == nil {
 		ns = ref.Namespace()
 	}
 	return Event{Deploy: r.ID, Source: r.Source, Namespace: ns, Repository: r.Repository, Tag: r.Tag, Digest: r.Digest, Pusher: r.Pusher,
