@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/client"
 )
@@ -165,7 +166,7 @@ func (d *Deployer) plan(ctx context.Context, log *slog.Logger, j job) error {
 	}
 	ref := s.Image
 	if j.req.Digest != "" {
-		if ref, err = pinnedRef(s.Image, j.req.Digest); err != nil {
+		if ref, err = registry.Pinned(s.Image, j.req.Digest); err != nil {
 			return err
 		}
 	}

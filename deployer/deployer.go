@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/registry"
+	"github.com/berth-dev/berth/deployer/swarm"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/moby/client"
 )
@@ -60,13 +62,11 @@ type Options struct {
 	OnRecord func(Record)
 	// Backend is BackendAuto (""), BackendCompose or BackendSwarm: see swarm.go.
 	Backend string
-	// RegistryAuth, if set, gives the credentials forwarded to the swarm's nodes with a service update.
-	RegistryAuth RegistryAuth
+	// RegistryAuth gives the credentials forwarded to the swarm's nodes with a service update;
+	// image inspection tries them before the Docker config.json keychain's (DOCKER_CONFIG).
+	RegistryAuth registry.Credentials
 	// SwarmTimeout bounds the wait for a swarm service update, and again for its rollback; default 5m.
 	SwarmTimeout time.Duration
-	// Keychain gives the registry credentials image inspection uses; when nil, RegistryAuth's
-	// and then the Docker config.json keychain's (DOCKER_CONFIG).
-	Keychain authn.Keychain
 	// Gate is the pre-deploy gate of every service that does not set its own (berth.gate.* labels).
 	Gate GateConfig
 
@@ -83,9 +83,9 @@ type Options struct {
 	// current config (compose's up --force-recreate), for parity checks; pushes never set it.
 	ForceRecreate bool
 
-	DryRun      bool        // plan and record deploys as OutcomeWouldDeploy, changing nothing on the engine
-	OptIn       bool        // deploy only services labelled berth.enable=true
-	Credentials Credentials // registry logins for pulls
+	DryRun      bool                 // plan and record deploys as OutcomeWouldDeploy, changing nothing on the engine
+	OptIn       bool                 // deploy only services labelled berth.enable=true
+	Credentials registry.Credentials // registry logins for pulls
 }
 
 // Deployer matches pushes to compose services and redeploys them through the Engine API.
@@ -105,8 +105,7 @@ type Deployer struct {
 	environ   []string
 
 	backend       string
-	registryAuth  RegistryAuth
-	swarmTimeout  time.Duration
+	registryAuth  registry.Credentials
 	stateDir      string
 	healthTimeout time.Duration
 	healthSettle  time.Duration
@@ -119,19 +118,19 @@ type Deployer struct {
 	replaced      *imageLists[string]      // images the services ran before, kept for a rollback by hand
 	failed        *imageLists[FailedImage] // images the services rolled back from
 	loads         *projectLoads            // Deploy's project loads, shared by calls that arrive together
-	swarmLookups  *swarmLookups
+	swarm         *swarm.Backend
 	discoveries   *sharedCalls[[]DiscoveredProject] // Deploy's discoveries, shared like loads
 	keychain      authn.Keychain
 	gate          GateConfig // the default pre-deploy gate
 	dryRun        bool
 	optIn         bool
-	creds         Credentials
+	creds         registry.Credentials
 }
 
 type job struct {
 	id          string
 	req         Request
-	image       imageRef
+	image       registry.Ref
 	project     ProjectSpec
 	projectName string
 	service     string
@@ -158,22 +157,15 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 		o.KeepImages = DefaultKeepImages
 	}
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
-		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.Keychain, gate: o.Gate,
-		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout),
+		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.RegistryAuth.Keychain(), gate: o.Gate,
+		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth,
 		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
 		replaced: newImageLists[string](o.StateDir, "images"), failed: newImageLists[FailedImage](o.StateDir, "failed"),
 		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials}
-	if d.keychain == nil {
-		d.keychain = authn.DefaultKeychain
-		if o.RegistryAuth != nil {
-			// REGISTRY_AUTH_CONFIG first: the credentials berth was given on purpose.
-			d.keychain = authn.NewMultiKeychain(o.RegistryAuth.keychain(), authn.DefaultKeychain)
-		}
-	}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	d.loads = newProjectLoads(loadProject)
-	d.swarmLookups = newSwarmLookups()
+	d.swarm = d.newSwarm(eng, o.SwarmTimeout)
 	d.discoveries = newSharedCalls[[]DiscoveredProject]()
 	return d
 }
@@ -205,12 +197,12 @@ func (d *Deployer) Plan(ctx context.Context, req Request) (Ticket, error) {
 
 // match checks req and finds the jobs it calls for, one per service, in t.Services' order.
 func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error) {
-	pushed, err := parseImageRef(req.Repository + ":" + req.Tag)
+	pushed, err := registry.ParseRef(req.Repository + ":" + req.Tag)
 	if err != nil || req.Tag == "" {
 		return Ticket{}, nil, fault.Errorf(fault.Invalid, "pushed image %q with tag %q is not a valid image reference", req.Repository, req.Tag)
 	}
 	if req.Digest != "" {
-		if _, err := pinnedRef(req.Repository, req.Digest); err != nil {
+		if _, err := registry.Pinned(req.Repository, req.Digest); err != nil {
 			return Ticket{}, nil, err
 		}
 	}
@@ -243,8 +235,8 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 			continue
 		}
 		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
-			ref, err := parseImageRef(p.Services[name].Image)
-			if err != nil || !tracksTag(ref, pushed) {
+			ref, err := registry.ParseRef(p.Services[name].Image)
+			if err != nil || !registry.TracksTag(ref, pushed) {
 				continue
 			}
 			if why := d.selects(p.Services[name].Labels); why != "" {

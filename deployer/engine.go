@@ -3,6 +3,7 @@ package deployer
 import (
 	"context"
 
+	"github.com/berth-dev/berth/deployer/swarm"
 	"github.com/moby/moby/client"
 )
 
@@ -39,5 +40,5 @@ type Engine interface {
 	VolumeInspect(ctx context.Context, id string, opts client.VolumeInspectOptions) (client.VolumeInspectResult, error)
 	VolumeCreate(ctx context.Context, opts client.VolumeCreateOptions) (client.VolumeCreateResult, error)
 
-	swarmEngine // the swarm backend's calls (swarm.go)
+	swarm.Engine // the swarm backend's calls (deployer/swarm)
 }

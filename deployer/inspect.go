@@ -3,23 +3,10 @@ package deployer
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"maps"
-	"net/http"
-	"runtime"
 	"slices"
-	"time"
 
 	"github.com/berth-dev/berth/deployer/fault"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/moby/moby/api/types/registry"
+	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/moby/moby/client"
 )
 
@@ -30,37 +17,10 @@ const (
 	LabelOCISource   = "org.opencontainers.image.source"
 )
 
-// ImageInfo is an image's manifest summary as its registry serves it, read without pulling layers.
-type ImageInfo struct {
-	Ref       string `json:"ref"`        // the reference asked for, fully qualified
-	Digest    string `json:"digest"`     // the digest of what the tag names: an index or a manifest
-	MediaType string `json:"media_type"` // that manifest's or index's media type
-	// Platforms lists every platform an index offers, or the image's own for a single manifest.
-	Platforms []string `json:"platforms"`
-	// Platform is the one summarized below: the engine's (linux/GOARCH) when the ref is an index.
-	Platform       string            `json:"platform"`
-	ManifestDigest string            `json:"manifest_digest"` // the summarized platform's manifest
-	ConfigDigest   string            `json:"config_digest"`   // the engine's image ID once pulled
-	Created        time.Time         `json:"created,omitzero"`
-	Labels         map[string]string `json:"labels"`
-	ExposedPorts   []string          `json:"exposed_ports"`
-	Layers         int               `json:"layers"`
-	Size           int64             `json:"size"` // compressed layers plus config, as stored in the registry
-	History        []HistoryEntry    `json:"history"`
-}
-
-// HistoryEntry is one step of an image's build history, oldest first.
-type HistoryEntry struct {
-	Created    time.Time `json:"created,omitzero"`
-	CreatedBy  string    `json:"created_by"`
-	Comment    string    `json:"comment,omitempty"`
-	EmptyLayer bool      `json:"empty_layer"`
-}
-
 // ImageReport is an image's registry summary and the service containers running that reference.
 type ImageReport struct {
-	Image      ImageInfo        `json:"image"`
-	Containers []RunningService `json:"containers"`
+	Image      registry.ImageInfo `json:"image"`
+	Containers []RunningService   `json:"containers"`
 }
 
 // RunningService is a compose service container whose configured image is the inspected reference.
@@ -91,7 +51,7 @@ func ociLabels(labels map[string]string) map[string]string {
 // InspectImage fetches ref's manifest (or index) and config from its registry with berth's
 // registry credentials, pulling no layers, and lists the service containers that run ref.
 func (d *Deployer) InspectImage(ctx context.Context, ref string) (ImageReport, error) {
-	info, err := InspectRemote(ctx, ref, d.keychain)
+	info, err := registry.Inspect(ctx, ref, d.keychain)
 	if err != nil {
 		return ImageReport{}, err
 	}
@@ -104,7 +64,7 @@ func (d *Deployer) InspectImage(ctx context.Context, ref string) (ImageReport, e
 
 // containersRunning lists the compose containers whose configured image is ref.
 func (d *Deployer) containersRunning(ctx context.Context, ref, configDigest string) ([]RunningService, error) {
-	want, err := parseImageRef(ref)
+	want, err := registry.ParseRef(ref)
 	if err != nil {
 		return nil, fault.Errorf(fault.Invalid, "%v", err)
 	}
@@ -115,7 +75,7 @@ func (d *Deployer) containersRunning(ctx context.Context, ref, configDigest stri
 	out := []RunningService{}
 	for _, c := range res.Items {
 		// A container's Image is the reference it was created from (compose writes the service's).
-		got, err := parseImageRef(c.Image)
+		got, err := registry.ParseRef(c.Image)
 		if err != nil || got.String() != want.String() {
 			continue
 		}
@@ -130,146 +90,4 @@ func (d *Deployer) containersRunning(ctx context.Context, ref, configDigest stri
 		return cmp.Compare(a.Project+"/"+a.Container, b.Project+"/"+b.Container)
 	})
 	return out, nil
-}
-
-// InspectRemote reads ref's manifest summary from its registry, authenticating with kc (the
-// Docker config.json keychain when nil). Registries on loopback or private addresses are
-// spoken to over plain HTTP, as the Docker CLI does for localhost.
-func InspectRemote(ctx context.Context, ref string, kc authn.Keychain) (ImageInfo, error) {
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return ImageInfo{}, fault.Errorf(fault.Invalid, "image reference %q: %v", ref, err)
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	desc, err := remote.Get(r, opts...)
-	if err != nil {
-		return ImageInfo{}, registryError(r, err)
-	}
-	info := ImageInfo{Ref: r.Name(), Digest: desc.Digest.String(), MediaType: string(desc.MediaType), Platforms: []string{}}
-	var img v1.Image
-	if desc.MediaType.IsIndex() {
-		idx, err := desc.ImageIndex()
-		if err != nil {
-			return ImageInfo{}, registryError(r, err)
-		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return ImageInfo{}, registryError(r, err)
-		}
-		for _, m := range im.Manifests {
-			if m.Platform != nil && m.Platform.OS != "unknown" { // attestations list as unknown/unknown
-				info.Platforms = append(info.Platforms, m.Platform.String())
-			}
-		}
-		want := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-		img, err = remote.Image(r, append(opts, remote.WithPlatform(want))...)
-		if err != nil {
-			return ImageInfo{}, registryError(r, fmt.Errorf("no %s image in the index: %w", want.String(), err))
-		}
-	} else {
-		img, err = desc.Image()
-		if err != nil {
-			return ImageInfo{}, registryError(r, err)
-		}
-	}
-	if err := summarize(img, &info); err != nil {
-		return ImageInfo{}, registryError(r, err)
-	}
-	return info, nil
-}
-
-// summarize fills info from one platform's image: its manifest and config, never its layers.
-func summarize(img v1.Image, info *ImageInfo) error {
-	m, err := img.Manifest()
-	if err != nil {
-		return err
-	}
-	md, err := img.Digest()
-	if err != nil {
-		return err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	info.ManifestDigest, info.ConfigDigest = md.String(), m.Config.Digest.String()
-	info.Layers = len(m.Layers)
-	info.Size = m.Config.Size
-	for _, l := range m.Layers {
-		info.Size += l.Size
-	}
-	if p := cf.Platform(); p != nil {
-		info.Platform = p.String()
-		if len(info.Platforms) == 0 {
-			info.Platforms = []string{info.Platform}
-		}
-	}
-	info.Created = cf.Created.Time
-	info.Labels = cf.Config.Labels
-	if info.Labels == nil {
-		info.Labels = map[string]string{}
-	}
-	info.ExposedPorts = slices.Sorted(maps.Keys(cf.Config.ExposedPorts))
-	if info.ExposedPorts == nil {
-		info.ExposedPorts = []string{}
-	}
-	info.History = []HistoryEntry{}
-	for _, h := range cf.History {
-		info.History = append(info.History, HistoryEntry{Created: h.Created.Time, CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer})
-	}
-	return nil
-}
-
-// registryError gives a registry failure its kind and a message that says what to fix.
-func registryError(r name.Reference, err error) error {
-	host := r.Context().RegistryStr()
-	var te *transport.Error
-	if errors.As(err, &te) {
-		switch te.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return &fault.Error{Kind: fault.Forbidden, Err: err, Msg: fmt.Sprintf("registry %s refused access to %s (%d %s): "+
-				"berth has no valid credentials for %s; run `docker login %s` for the config.json berth reads (DOCKER_CONFIG) and retry",
-				host, r.Name(), te.StatusCode, http.StatusText(te.StatusCode), host, host)}
-		case http.StatusNotFound:
-			return &fault.Error{Kind: fault.NotFound, Err: err, Msg: fmt.Sprintf("registry %s has no image %s: %v", host, r.Name(), err)}
-		}
-		if te.StatusCode >= 500 {
-			return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("registry %s: %v", host, err)}
-		}
-		return &fault.Error{Kind: fault.Invalid, Err: err, Msg: fmt.Sprintf("registry %s: %v", host, err)}
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("registry %s did not answer in time: %v", host, err)}
-	}
-	var ne interface{ Timeout() bool }
-	if errors.As(err, &ne) {
-		return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("registry %s is unreachable: %v", host, err)}
-	}
-	return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("inspect %s at registry %s: %v", r.Name(), host, err)}
-}
-
-// keychain lets image inspection use the credentials of REGISTRY_AUTH_CONFIG, the same ones
-// berth forwards with its pulls and swarm updates.
-func (a RegistryAuth) keychain() authn.Keychain { return authKeychain{a} }
-
-type authKeychain struct{ auth RegistryAuth }
-
-func (k authKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	encoded := k.auth(registryHost(r.RegistryStr()))
-	if encoded == "" {
-		return authn.Anonymous, nil
-	}
-	raw, err := base64.URLEncoding.DecodeString(encoded)
-	if err != nil {
-		return nil, fmt.Errorf("credentials of %s: %w", r.RegistryStr(), err)
-	}
-	var c registry.AuthConfig
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("credentials of %s: %w", r.RegistryStr(), err)
-	}
-	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password,
-		IdentityToken: c.IdentityToken, RegistryToken: c.RegistryToken}), nil
 }

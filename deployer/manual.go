@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/registry"
 )
 
 // DeployService redeploys one service by hand (berth deploy): as if ref had been pushed, with
@@ -77,7 +78,7 @@ func (d *Deployer) findService(ctx context.Context, service string) (key, image 
 
 // RequestFor turns an image reference (repo:tag, optionally @digest) into a push request.
 func RequestFor(ref string) (Request, error) {
-	r, err := parseImageRef(ref)
+	r, err := registry.ParseRef(ref)
 	if err != nil {
 		return Request{}, fault.Errorf(fault.Invalid, "%w", err)
 	}

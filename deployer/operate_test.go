@@ -1,8 +1,6 @@
 package deployer
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -178,46 +176,5 @@ func TestHistorySharedBetweenProcesses(t *testing.T) {
 	}
 	if got := ids(serve); got != "after-torn,9,8,7" {
 		t.Errorf("records after a torn line and an add = %s, want after-torn,9,8,7", got)
-	}
-}
-
-func TestLoadCredentials(t *testing.T) {
-	dir := t.TempDir()
-	auth := base64.StdEncoding.EncodeToString([]byte("ann:pw1"))
-	cfg := `{"auths": {"docker.io": {"auth": "` + auth + `"}, "ghcr.io": {"username": "bob", "password": "pw2"}, "empty.example": {}}}`
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := LoadCredentials(filepath.Join(dir, "config.json"), "ghcr.io=carol:pw3, 127.0.0.1:5001=dan:pw:4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(c.Hosts(), ","); got != "127.0.0.1:5001,docker.io,ghcr.io" {
-		t.Errorf("hosts = %s", got)
-	}
-	decode := func(ref string) map[string]string {
-		raw, _ := base64.URLEncoding.DecodeString(c.header(ref))
-		m := map[string]string{}
-		_ = json.Unmarshal(raw, &m)
-		return m
-	}
-	for ref, want := range map[string]string{"acme/web:1": "ann:pw1", "ghcr.io/acme/web:1": "carol:pw3", "127.0.0.1:5001/acme/web": "dan:pw:4"} {
-		if m := decode(ref); m["username"]+":"+m["password"] != want {
-			t.Errorf("login for %s = %v, want %s", ref, m, want)
-		}
-	}
-	if c.header("quay.io/acme/web:1") != "" {
-		t.Error("a login was sent to a registry berth has none for")
-	}
-	if strings.Contains(fmt.Sprint(c), "pw") {
-		t.Errorf("credentials print their passwords: %v", c)
-	}
-	if _, err := LoadCredentials("", "ghcr.io"); err == nil {
-		t.Error("PULL_CREDENTIALS entry without user:password accepted")
-	}
-	helperDir := t.TempDir()
-	_ = os.WriteFile(filepath.Join(helperDir, "config.json"), []byte(`{"credHelpers": {"ghcr.io": "gh"}}`), 0o600)
-	if _, err := LoadCredentials(filepath.Join(helperDir, "config.json"), ""); err == nil || !strings.Contains(err.Error(), `credential helper "gh"`) {
-		t.Errorf("credential helper: %v", err)
 	}
 }

@@ -4,8 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/berth-dev/berth/deployer/fault"
-	"github.com/distribution/reference"
+	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/moby/moby/client"
 )
 
@@ -17,7 +16,7 @@ func (d *Deployer) pullPinned(ctx context.Context, ref, digest string) error {
 	if digest == "" {
 		return d.pull(ctx, ref)
 	}
-	pinned, err := pinnedRef(ref, digest)
+	pinned, err := registry.Pinned(ref, digest)
 	if err != nil {
 		return err
 	}
@@ -28,17 +27,4 @@ func (d *Deployer) pullPinned(ctx context.Context, ref, digest string) error {
 		return fmt.Errorf("tag %s as %s: %w", pinned, ref, err)
 	}
 	return nil
-}
-
-// pinnedRef is ref's repository at digest: registry.acme.example/acme/web@sha256:….
-func pinnedRef(ref, digest string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", fault.Errorf(fault.Invalid, "image reference %q: %w", ref, err)
-	}
-	pinned, err := reference.ParseNormalizedNamed(named.Name() + "@" + digest)
-	if err != nil {
-		return "", fault.Errorf(fault.Invalid, "pushed digest %q is not a valid digest: %w", digest, err)
-	}
-	return pinned.String(), nil
 }

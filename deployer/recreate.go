@@ -420,13 +420,13 @@ func (d *Deployer) serviceContainers(ctx context.Context, project, service strin
 
 // pull fetches ref and fails unless the engine reports the whole pull succeeded.
 func (d *Deployer) pull(ctx context.Context, ref string) error {
-	resp, err := d.eng.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: d.creds.header(ref)})
+	resp, err := d.eng.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: d.creds.Header(ref)})
 	if err != nil {
-		return d.creds.explain(ref, fmt.Errorf("pull %s: %w", ref, err))
+		return d.creds.Explain(ref, fmt.Errorf("pull %s: %w", ref, err))
 	}
 	defer resp.Close()
 	if err := resp.Wait(ctx); err != nil {
-		return d.creds.explain(ref, fmt.Errorf("pull %s: %w", ref, err))
+		return d.creds.Explain(ref, fmt.Errorf("pull %s: %w", ref, err))
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/berth-dev/berth/deployer/registry"
+	"github.com/berth-dev/berth/deployer/swarm"
 	"github.com/moby/moby/client"
 )
 
@@ -12,10 +14,10 @@ import (
 // would kill berth halfway through the swap and leave the service down.
 type Self struct {
 	ContainerID string
-	Project     string   // com.docker.compose.project of berth's container; "" outside compose
-	Service     string   // com.docker.compose.service of berth's container
-	Image       imageRef // the image berth's container was created from
-	Mounts      []Mount  // berth's bind mounts: how host paths map to the paths berth sees
+	Project     string       // com.docker.compose.project of berth's container; "" outside compose
+	Service     string       // com.docker.compose.service of berth's container
+	Image       registry.Ref // the image berth's container was created from
+	Mounts      []Mount      // berth's bind mounts: how host paths map to the paths berth sees
 	// SwarmService and Stack are the swarm service (id) and stack berth runs as; "" outside swarm.
 	SwarmService string
 	Stack        string
@@ -29,7 +31,7 @@ type Mount struct {
 
 // isSelf says whether service name of project runs berth: berth's own service, or another
 // service of berth's project on berth's image (the socket proxy berth talks through).
-func (s Self) isSelf(project, name string, image imageRef) bool {
+func (s Self) isSelf(project, name string, image registry.Ref) bool {
 	if s.Project == "" || project != s.Project {
 		return false
 	}
@@ -60,8 +62,8 @@ func selfFromInspect(res client.ContainerInspectResult) Self {
 	self := Self{ContainerID: res.Container.ID}
 	if cfg := res.Container.Config; cfg != nil {
 		self.Project, self.Service = cfg.Labels[labelProject], cfg.Labels[labelService]
-		self.Image, _ = parseImageRef(cfg.Image)
-		self.SwarmService, self.Stack = cfg.Labels[labelSwarmService], cfg.Labels[labelStack]
+		self.Image, _ = registry.ParseRef(cfg.Image)
+		self.SwarmService, self.Stack = cfg.Labels[swarm.LabelService], cfg.Labels[swarm.LabelStack]
 	}
 	for _, m := range res.Container.Mounts {
 		if m.Type == "bind" {

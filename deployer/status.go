@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/registry"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 )
@@ -117,9 +118,9 @@ func (d *Deployer) serviceStatus(ctx context.Context, project, service, image st
 
 // repoDigest picks the repo digest of the service's own repository, else the first one.
 func repoDigest(digests []string, image string) string {
-	want, err := parseImageRef(image)
+	want, err := registry.ParseRef(image)
 	for _, rd := range digests {
-		got, perr := parseImageRef(rd)
+		got, perr := registry.ParseRef(rd)
 		if err == nil && perr == nil && got.Name == want.Name {
 			return rd
 		}

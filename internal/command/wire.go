@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/berth-dev/berth/handler"
 	"github.com/berth-dev/berth/internal/config"
 	"github.com/berth-dev/berth/internal/notify"
@@ -68,9 +69,9 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, more func(d
 		w.log.Warn("cannot tell which compose service berth runs as; a push of berth's own image could stop berth mid-deploy", "err", err)
 	}
 	// The swarm backend forwards the pull logins, unless its own REGISTRY_AUTH_CONFIG says otherwise.
-	registryAuth := deployer.RegistryAuth(creds.ForHost)
+	registryAuth := creds
 	if cfg.RegistryConfig != "" {
-		if registryAuth, err = deployer.LoadRegistryAuth(cfg.RegistryConfig); err != nil {
+		if registryAuth, err = registry.LoadConfig(cfg.RegistryConfig); err != nil {
 			return nil, fmt.Errorf("REGISTRY_AUTH_CONFIG: %w", err)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/berth-dev/berth/handler"
 	"github.com/berth-dev/berth/internal/notify"
 )
@@ -177,7 +177,7 @@ func (c *Config) loadOps(getenv func(string) string) error {
 
 // Credentials are the registry logins for pulls: the config.json at REGISTRY_AUTH_CONFIG, else
 // DOCKER_CONFIG's (default ~/.docker), then PULL_CREDENTIALS.
-func (c Config) Credentials() (deployer.Credentials, error) {
+func (c Config) Credentials() (registry.Credentials, error) {
 	path := c.RegistryConfig
 	if path == "" {
 		dir := c.DockerConfig
@@ -188,5 +188,5 @@ func (c Config) Credentials() (deployer.Credentials, error) {
 			path = filepath.Join(dir, "config.json")
 		}
 	}
-	return deployer.LoadCredentials(path, string(c.PullCredentials))
+	return registry.LoadCredentials(path, string(c.PullCredentials))
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/berth-dev/berth/handler"
 )
 
@@ -38,7 +39,7 @@ func (c Config) Validate() error {
 		return errors.New("HOST_PROJECT_DIR needs PROJECT_DIR; discovered projects take their host paths from compose's labels")
 	case len(c.ProjectDirs()) > 1 && c.ProjectName != "":
 		return errors.New("COMPOSE_PROJECT_NAME applies to a single project but PROJECT_DIR lists several; name each project in its compose file (name:) or its .env")
-	case c.DistributionHost != "" && !deployer.IsRegistryHost(c.DistributionHost):
+	case c.DistributionHost != "" && !registry.IsHost(c.DistributionHost):
 		return fmt.Errorf("DISTRIBUTION_HOST=%q is not a registry host; give it as compose files name the registry, e.g. registry.example.com or registry.example.com:5000", c.DistributionHost)
 	case c.HostProjectDir != "" && len(strings.Split(c.HostProjectDir, ",")) != len(c.ProjectDirs()):
 		return fmt.Errorf("HOST_PROJECT_DIR lists %d paths for %d PROJECT_DIR entries; give one host path per project directory, in the same order", len(strings.Split(c.HostProjectDir, ",")), len(c.ProjectDirs()))

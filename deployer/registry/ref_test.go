@@ -1,8 +1,8 @@
-package deployer
+package registry
 
 import "testing"
 
-func TestParseImageRef(t *testing.T) {
+func TestParseRef(t *testing.T) {
 	tests := []struct {
 		in, want, familiar, ns string
 	}{
@@ -14,16 +14,16 @@ func TestParseImageRef(t *testing.T) {
 		{"ghcr.io/acme/team/web:1.4.2", "ghcr.io/acme/team/web:1.4.2", "ghcr.io/acme/team/web:1.4.2", "acme/team"},
 	}
 	for _, tt := range tests {
-		r, err := parseImageRef(tt.in)
+		r, err := ParseRef(tt.in)
 		if err != nil {
-			t.Fatalf("parseImageRef(%q): %v", tt.in, err)
+			t.Fatalf("ParseRef(%q): %v", tt.in, err)
 		}
 		if r.String() != tt.want || r.Familiar() != tt.familiar || r.Namespace() != tt.ns {
-			t.Errorf("parseImageRef(%q) = %s / %s / %s, want %s / %s / %s", tt.in, r, r.Familiar(), r.Namespace(), tt.want, tt.familiar, tt.ns)
+			t.Errorf("ParseRef(%q) = %s / %s / %s, want %s / %s / %s", tt.in, r, r.Familiar(), r.Namespace(), tt.want, tt.familiar, tt.ns)
 		}
 	}
-	if _, err := parseImageRef("Not A Ref"); err == nil {
-		t.Error("parseImageRef accepted an invalid reference")
+	if _, err := ParseRef("Not A Ref"); err == nil {
+		t.Error("ParseRef accepted an invalid reference")
 	}
 }
 
@@ -41,23 +41,23 @@ func TestTracksTag(t *testing.T) {
 		{"127.0.0.1:5000/acme/web:1", "acme/web:1", false},
 	}
 	for _, tt := range tests {
-		s, _ := parseImageRef(tt.svc)
-		p, _ := parseImageRef(tt.pushed)
-		if got := tracksTag(s, p); got != tt.want {
-			t.Errorf("tracksTag(%s, %s) = %v, want %v", tt.svc, tt.pushed, got, tt.want)
+		s, _ := ParseRef(tt.svc)
+		p, _ := ParseRef(tt.pushed)
+		if got := TracksTag(s, p); got != tt.want {
+			t.Errorf("TracksTag(%s, %s) = %v, want %v", tt.svc, tt.pushed, got, tt.want)
 		}
 	}
 }
 
 const sixtyFourHex = "deadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeef"
 
-func TestIsRegistryHost(t *testing.T) {
+func TestIsHost(t *testing.T) {
 	for host, want := range map[string]bool{
 		"registry.example.com": true, "registry.example.com:5000": true, "localhost:5000": true, "127.0.0.1:5000": true,
 		"acme": false, "https://registry.example.com": false, "registry.example.com/acme": false, "": false,
 	} {
-		if got := IsRegistryHost(host); got != want {
-			t.Errorf("IsRegistryHost(%q) = %v, want %v", host, got, want)
+		if got := IsHost(host); got != want {
+			t.Errorf("IsHost(%q) = %v, want %v", host, got, want)
 		}
 	}
 }
