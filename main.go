@@ -28,6 +28,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/handler"
 )
 
@@ -257,7 +258,7 @@ func (c config) validate() error {
 	if err := c.Exposure.validate(c.StateDir); err != nil {
 		return err
 	}
-	if err := deployer.CheckComposeVersion(c.ComposeVersion); err != nil {
+	if err := compose.CheckVersion(c.ComposeVersion); err != nil {
 		return err
 	}
 	if err := c.validateAPIAndGate(); err != nil {
