@@ -2,12 +2,11 @@ package deployer
 
 import (
 	"context"
+	"github.com/moby/moby/api/types/container"
 	"maps"
 	"slices"
 
 	"github.com/berth-dev/berth/deployer/compose"
-	"github.com/moby/moby/api/types/container"
-
 	"github.com/moby/moby/client"
 )
 
