@@ -34,8 +34,9 @@ type Spec struct {
 	HostDir string
 }
 
-// Key tells specs apart, for sharing loads: every field, each list's items and the lists themselves separated by
-// bytes no path or variable holds. (fmt's %#v of the environment cost more than the match.)
+// Key tells specs apart, for sharing loads: every field, each list's items and the lists
+// themselves separated by bytes no path or variable holds. (fmt's %#v of the environment cost
+// more than the match.)
 func (s Spec) Key() string {
 	var b strings.Builder
 	for _, field := range [][]string{{s.Dir, s.Name, s.HostDir}, s.Files, s.EnvFiles, s.Profiles, s.Environ} {
