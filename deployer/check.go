@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/moby/moby/client"
 )
 
@@ -33,13 +34,13 @@ func (d *Deployer) CheckServices(ctx context.Context) ([]ServiceCheck, error) {
 	var out []ServiceCheck
 	resolved := map[string]error{}
 	for _, spec := range specs {
-		p, err := loadProject(ctx, spec)
+		p, err := compose.Load(ctx, spec)
 		if err != nil || !d.filter.allows(p.Name) {
 			continue
 		}
-		rule := HashRule(composeVersion(d.version, nil))
+		rule := compose.HashRule(compose.VersionFor(d.version, nil))
 		if existing, err := d.projectContainers(ctx, p.Name); err == nil {
-			rule = HashRule(composeVersion(d.version, existing))
+			rule = compose.HashRule(compose.VersionFor(d.version, existing))
 		}
 		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 			s := p.Services[name]

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -79,7 +80,7 @@ func (d *Deployer) precheck(ctx context.Context, log *slog.Logger, j job) (strin
 	if j.dependent {
 		return "", nil
 	}
-	p, err := loadProject(ctx, j.project)
+	p, err := compose.Load(ctx, j.project)
 	if err != nil {
 		return OutcomeFailed, err
 	}
@@ -142,7 +143,7 @@ func (d *Deployer) semverGate(ctx context.Context, log *slog.Logger, j job, proj
 // plan is a dry run: it loads the service, checks what a deploy checks, and logs the engine
 // calls a deploy would make, making none that changes anything.
 func (d *Deployer) plan(ctx context.Context, log *slog.Logger, j job) error {
-	p, err := loadProject(ctx, j.project)
+	p, err := compose.Load(ctx, j.project)
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func (d *Deployer) plan(ctx context.Context, log *slog.Logger, j job) error {
 	if !ok {
 		return fault.Errorf(fault.NotFound, "service %s is no longer in project %s", j.service, p.Name)
 	}
-	if err := checkSupported(p, s); err != nil {
+	if err := compose.CheckSupported(p, s); err != nil {
 		return err
 	}
 	if err := d.resolveServiceReferences(ctx, p, &s); err != nil {
@@ -160,7 +161,7 @@ func (d *Deployer) plan(ctx context.Context, log *slog.Logger, j job) error {
 	if err != nil {
 		return err
 	}
-	hash, err := serviceHash(s, composeVersion(d.version, existing))
+	hash, err := compose.ServiceHash(s, compose.VersionFor(d.version, existing))
 	if err != nil {
 		return err
 	}
@@ -171,8 +172,8 @@ func (d *Deployer) plan(ctx context.Context, log *slog.Logger, j job) error {
 		}
 	}
 	log.Info("dry run: would pull", "ref", ref)
-	for n := 1; n <= serviceReplicas(s); n++ {
-		log.Info("dry run: would recreate", "container", containerName(p.Name, s, n), "config_hash", hash)
+	for n := 1; n <= compose.Replicas(s); n++ {
+		log.Info("dry run: would recreate", "container", compose.ContainerName(p.Name, s, n), "config_hash", hash)
 	}
 	return nil
 }

@@ -16,16 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/berth-dev/berth/deployer/swarm"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/moby/client"
 )
-
-// DefaultComposeVersion is the compose release berth imitates for a service none of whose
-// containers says which release made it (the newest release berth supports).
-const DefaultComposeVersion = "5.6.0"
 
 // Request is one push that may trigger deploys, as every webhook source reports it.
 type Request struct {
@@ -164,7 +161,7 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 		replaced: newImageLists[string](o.StateDir, "images"), failed: newImageLists[FailedImage](o.StateDir, "failed"),
 		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
-	d.loads = newProjectLoads(loadProject)
+	d.loads = newProjectLoads(compose.Load)
 	d.swarm = d.newSwarm(eng, o.SwarmTimeout)
 	d.discoveries = newSharedCalls[[]DiscoveredProject]()
 	return d
@@ -316,7 +313,7 @@ func (d *Deployer) Projects(ctx context.Context) ([]DiscoveredProject, error) {
 	var out []DiscoveredProject
 	for _, spec := range d.projects {
 		p := DiscoveredProject{Name: spec.Name, WorkingDir: cmp.Or(spec.HostDir, spec.Dir), Spec: spec}
-		loaded, err := loadProject(ctx, spec)
+		loaded, err := compose.Load(ctx, spec)
 		if err != nil {
 			p.Problem = err.Error()
 		} else {

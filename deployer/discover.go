@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/moby/moby/client"
 )
@@ -126,7 +127,7 @@ func Discover(ctx context.Context, eng Engine, o DiscoverOptions) ([]DiscoveredP
 // profiles is the set that makes the same services active again. Without such a service the
 // defaults (COMPOSE_PROFILES in the environment or .env) apply.
 func inferProfiles(ctx context.Context, p *DiscoveredProject, running map[string]bool) error {
-	loaded, err := loadProject(ctx, p.Spec)
+	loaded, err := compose.Load(ctx, p.Spec)
 	if err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func (s Self) toLocal(hostPath string) string {
 	}
 	best, local := "", hostPath
 	for _, m := range s.Mounts {
-		if m.Source == "" || !within(hostPath, m.Source) || len(m.Source) <= len(best) {
+		if m.Source == "" || !compose.Within(hostPath, m.Source) || len(m.Source) <= len(best) {
 			continue
 		}
 		rel, _ := filepath.Rel(m.Source, hostPath)

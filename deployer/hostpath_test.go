@@ -15,6 +15,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
@@ -62,7 +63,7 @@ func TestHostDirParity(t *testing.T) {
 	p.upChangesNothing()
 
 	// Without HostDir berth would write its own paths, and compose would recreate.
-	pr, err := loadProject(context.Background(), ProjectSpec{Dir: view})
+	pr, err := compose.Load(context.Background(), ProjectSpec{Dir: view})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package deployer
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -79,21 +78,7 @@ func newProjectLoads(load func(context.Context, ProjectSpec) (*types.Project, er
 // get returns spec's project from a load that started after this call. The caller must not
 // modify the project: other calls hold it too.
 func (l *projectLoads) get(ctx context.Context, spec ProjectSpec) (*types.Project, error) {
-	return l.calls.do(ctx, spec.key(), func(ctx context.Context) (*types.Project, error) {
+	return l.calls.do(ctx, spec.Key(), func(ctx context.Context) (*types.Project, error) {
 		return l.load(ctx, spec)
 	})
-}
-
-// key tells specs apart: every field, each list's items and the lists themselves separated by
-// bytes no path or variable holds. (fmt's %#v of the environment cost more than the match.)
-func (s ProjectSpec) key() string {
-	var b strings.Builder
-	for _, field := range [][]string{{s.Dir, s.Name, s.HostDir}, s.Files, s.EnvFiles, s.Profiles, s.Environ} {
-		for _, v := range field {
-			b.WriteString(v)
-			b.WriteByte(0)
-		}
-		b.WriteByte(1)
-	}
-	return b.String()
 }

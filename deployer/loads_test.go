@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -71,7 +72,7 @@ func TestProjectLoadsSeeEdits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	loads := newProjectLoads(loadProject)
+	loads := newProjectLoads(compose.Load)
 	spec := ProjectSpec{Dir: dir}
 	for _, image := range []string{"acme/web:1", "acme/web:2"} {
 		write(image)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/deployer/registry"
 )
@@ -53,7 +54,7 @@ func (d *Deployer) findService(ctx context.Context, service string) (key, image 
 	var found []string
 	images := map[string]string{}
 	for _, spec := range specs {
-		p, err := loadProject(ctx, spec)
+		p, err := compose.Load(ctx, spec)
 		if err != nil {
 			return "", "", err
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"maps"
 	"slices"
+
+	"github.com/berth-dev/berth/deployer/compose"
 )
 
 // ServicePolicy is the pre-deploy gate and lifecycle hooks one service would get, for `berth check`.
@@ -25,7 +27,7 @@ func (d *Deployer) Policies(ctx context.Context) ([]ServicePolicy, error) {
 	}
 	var out []ServicePolicy
 	for _, spec := range specs {
-		p, err := loadProject(ctx, spec)
+		p, err := compose.Load(ctx, spec)
 		if err != nil || !d.filter.allows(p.Name) {
 			continue // Projects reports projects that do not load
 		}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
@@ -25,7 +26,7 @@ import (
 // The pre-deploy gate runs after the pull and before anything is changed; rec takes the
 // pulled image's labels and the gate's answer.
 func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *progress, rec *Record) (string, error) {
-	p, err := loadProject(ctx, j.project)
+	p, err := compose.Load(ctx, j.project)
 	if err != nil {
 		return OutcomeFailed, err
 	}
@@ -33,7 +34,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if !ok {
 		return OutcomeFailed, fault.Errorf(fault.NotFound, "service %s is no longer in project %s", j.service, p.Name)
 	}
-	if err := checkSupported(p, s); err != nil {
+	if err := compose.CheckSupported(p, s); err != nil {
 		return OutcomeFailed, err
 	}
 	g, err := d.gateFor(s)
@@ -79,12 +80,12 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if err != nil {
 		return OutcomeFailed, err
 	}
-	version := composeVersion(d.version, existing)
-	hash, err := serviceHash(s, version)
+	version := compose.VersionFor(d.version, existing)
+	hash, err := compose.ServiceHash(s, version)
 	if err != nil {
 		return OutcomeFailed, err
 	}
-	if !d.force && upToDate(existing, serviceReplicas(s), img.ID, hash) {
+	if !d.force && upToDate(existing, compose.Replicas(s), img.ID, hash) {
 		log.Info("already up to date; nothing touched", "image_id", img.ID)
 		return OutcomeUpToDate, nil
 	}
@@ -125,10 +126,10 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		byNumber[n] = c
 	}
 	jn := newJournal(d.stateDir, p.Name, s.Name)
-	var specs []createSpec
+	var specs []compose.CreateSpec
 	var olds []container.Summary
-	for n := 1; n <= serviceReplicas(s); n++ {
-		name := containerName(p.Name, s, n)
+	for n := 1; n <= compose.Replicas(s); n++ {
+		name := compose.ContainerName(p.Name, s, n)
 		old, had := byNumber[n]
 		replaces := ""
 		var inherited []container.MountPoint
@@ -143,8 +144,8 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 			sw.Tmp = old.ID[:12] + "_" + name
 			sw.Backup = backupPrefix + old.ID[:12] + "_" + name
 		}
-		labels := containerLabels(s, hash, img.ID, version, n, replaces)
-		spec, err := buildCreateSpec(p, s, n, labels, imageVolumes, inherited)
+		labels := compose.ContainerLabels(s, hash, img.ID, version, n, replaces)
+		spec, err := compose.NewCreateSpec(p, s, n, labels, imageVolumes, inherited)
 		if err != nil {
 			return OutcomeFailed, err
 		}
@@ -201,7 +202,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 // steps of their own, before the commit: pre-stop in the old container just before it is
 // stopped (start-first: once the new one passed the health gate), post-start in the new one
 // right after its start, before the health gate; a failing hook is undone like any step.
-func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, specs []createSpec, olds []container.Summary, g gate, hooks Hooks) error {
+func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, specs []compose.CreateSpec, olds []container.Summary, g gate, hooks Hooks) error {
 	for i := range jn.Swaps {
 		sw := &jn.Swaps[i]
 		// A new replica (no old container) makes room for nobody: its Tmp is its final name.
@@ -377,7 +378,7 @@ func (d *Deployer) rename(ctx context.Context, id, from, to string) error {
 }
 
 // create makes the container and attaches its secondary networks; on failure nothing is left.
-func (d *Deployer) create(ctx context.Context, name string, spec createSpec) (string, error) {
+func (d *Deployer) create(ctx context.Context, name string, spec compose.CreateSpec) (string, error) {
 	res, err := d.eng.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name, Config: spec.Config, HostConfig: spec.Host, NetworkingConfig: spec.Network,
 	})
@@ -451,7 +452,7 @@ func (d *Deployer) ensureNetworks(ctx context.Context, p *types.Project, s types
 		if bool(n.External) {
 			return fault.Errorf(fault.Invalid, "external network %s does not exist; create it first", n.Name)
 		}
-		hash, err := networkHash(n)
+		hash, err := compose.NetworkHash(n)
 		if err != nil {
 			return err
 		}
@@ -492,7 +493,7 @@ func (d *Deployer) ensureVolumes(ctx context.Context, p *types.Project, s types.
 		if bool(vol.External) {
 			return fault.Errorf(fault.Invalid, "external volume %s does not exist; create it first", vol.Name)
 		}
-		hash, err := volumeHash(vol)
+		hash, err := compose.VolumeHash(vol)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
@@ -325,7 +326,7 @@ func TestStartFirstProblem(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  web:\n    "+tt.service+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p, err := loadProject(context.Background(), ProjectSpec{Dir: dir})
+		p, err := compose.Load(context.Background(), ProjectSpec{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}

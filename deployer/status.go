@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/registry"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -49,7 +50,7 @@ func (d *Deployer) Services(ctx context.Context) ([]ServiceStatus, error) {
 	}
 	out := []ServiceStatus{}
 	for _, spec := range specs {
-		p, err := loadProject(ctx, spec)
+		p, err := compose.Load(ctx, spec)
 		if err != nil {
 			d.log.Warn("project does not load; left out of the status", "dir", spec.Dir, "err", err)
 			continue

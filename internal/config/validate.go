@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/berth-dev/berth/handler"
 )
@@ -50,7 +51,7 @@ func (c Config) Validate() error {
 	if err := c.Exposure.Validate(c.StateDir); err != nil {
 		return err
 	}
-	if err := deployer.CheckComposeVersion(c.ComposeVersion); err != nil {
+	if err := compose.CheckVersion(c.ComposeVersion); err != nil {
 		return err
 	}
 	if err := c.validateAPIAndGate(); err != nil {

@@ -1,4 +1,4 @@
-package deployer
+package compose
 
 import (
 	"context"
@@ -38,11 +38,11 @@ func TestCheckSupportedRefusesWhatBerthCannotReproduce(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = os.WriteFile(filepath.Join(dir, "s"), []byte("x"), 0o644)
-			p, err := loadProject(context.Background(), ProjectSpec{Dir: dir, Environ: []string{"TOKEN=x"}})
+			p, err := Load(context.Background(), Spec{Dir: dir, Environ: []string{"TOKEN=x"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = checkSupported(p, p.Services["web"])
+			err = CheckSupported(p, p.Services["web"])
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
