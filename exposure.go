@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/state"
 	"github.com/berth-dev/berth/handler"
 )
 
@@ -161,7 +161,7 @@ func (e Exposure) certificates(stateDir string, log *slog.Logger) (*handler.TLS,
 			Email:        e.ACMEEmail,
 			DirectoryURL: e.ACMEDirectoryURL,
 			Roots:        roots,
-			CacheDir:     filepath.Join(stateDir, "acme"),
+			CacheDir:     state.New(stateDir).ACME(),
 		}, log)
 	}
 	return nil, nil
