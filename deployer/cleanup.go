@@ -2,14 +2,11 @@ package deployer
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
+	"strings"
 
+	"github.com/berth-dev/berth/deployer/state"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 )
@@ -74,89 +71,30 @@ func (d *Deployer) removeImage(ctx context.Context, log *slog.Logger, id string)
 	return nil
 }
 
-// imageLists keeps one JSON list of images per service, in STATE_DIR/<dir>/<service>.json or,
-// without STATE_DIR, in memory. The caller holds Deployer.images.
+// imageLists keeps one list of images per service, keyed "project/service" as deploys name
+// services, in STATE_DIR (see state.ImageLists) or in memory; failures are only logged. The
+// caller holds Deployer.images.
 type imageLists[T any] struct {
-	stateDir, dir string
-	mem           map[string][]T
+	lists *state.ImageLists[T]
+	kind  state.ListKind
 }
 
-func newImageLists[T any](stateDir, dir string) *imageLists[T] {
-	return &imageLists[T]{stateDir: stateDir, dir: dir, mem: map[string][]T{}}
-}
-
-// imageListFile is a list's file: {"images": [...]}.
-type imageListFile[T any] struct {
-	Images []T `json:"images"`
-}
-
-func (l *imageLists[T]) path(service string) string {
-	return filepath.Join(l.stateDir, l.dir, safeFileName(service)+".json")
+func newImageLists[T any](dir state.Dir, kind state.ListKind) *imageLists[T] {
+	return &imageLists[T]{lists: state.NewImageLists[T](dir, kind), kind: kind}
 }
 
 func (l *imageLists[T]) load(log *slog.Logger, service string) []T {
-	if l.stateDir == "" {
-		return slices.Clone(l.mem[service])
+	project, name, _ := strings.Cut(service, "/")
+	list, err := l.lists.Load(project, name)
+	if err != nil {
+		log.Warn("read "+string(l.kind)+" image list", "service", service, "err", err)
 	}
-	var f imageListFile[T]
-	if err := readState(l.path(service), &f); err != nil {
-		log.Warn("read "+l.dir+" image list", "service", service, "err", err)
-	}
-	return f.Images
+	return list
 }
 
 func (l *imageLists[T]) save(log *slog.Logger, service string, list []T) {
-	if l.stateDir == "" {
-		l.mem[service] = list
-		return
+	project, name, _ := strings.Cut(service, "/")
+	if err := l.lists.Save(project, name, list); err != nil {
+		log.Warn("save "+string(l.kind)+" image list", "service", service, "err", err)
 	}
-	if err := writeState(l.path(service), imageListFile[T]{Images: list}); err != nil {
-		log.Warn("save "+l.dir+" image list", "service", service, "err", err)
-	}
-}
-
-// readState reads the JSON state file at path into v; a missing file leaves v as it is.
-func readState(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
-
-// writeState replaces the JSON state file at path with v (see replaceFile).
-func writeState(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	return replaceFile(path, b)
-}
-
-// replaceFile replaces the file at path with b: a temporary file beside it, synced, then
-// renamed over it, so a crash leaves the old content or the new, never a part.
-func replaceFile(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil { // the rename must not land before the data
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/deployer/registry"
+	"github.com/berth-dev/berth/deployer/state"
 	"github.com/berth-dev/berth/deployer/swarm"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/moby/client"
@@ -103,7 +104,7 @@ type Deployer struct {
 
 	backend       string
 	registryAuth  registry.Credentials
-	stateDir      string
+	state         state.Dir
 	healthTimeout time.Duration
 	healthSettle  time.Duration
 	keepImages    int
@@ -156,9 +157,9 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
 		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.RegistryAuth.Keychain(), gate: o.Gate,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth,
-		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
+		state: state.New(o.StateDir), healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
-		replaced: newImageLists[string](o.StateDir, "images"), failed: newImageLists[FailedImage](o.StateDir, "failed"),
+		replaced: newImageLists[string](state.New(o.StateDir), state.ReplacedImages), failed: newImageLists[FailedImage](state.New(o.StateDir), state.FailedImages),
 		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	d.loads = newProjectLoads(compose.Load)
@@ -428,7 +429,7 @@ func (d *Deployer) newProgress(log *slog.Logger) *progress { return &progress{d:
 // do journals step name, runs fn, and records how it went.
 func (p *progress) do(name, ctr string, fn func() error) error {
 	if p.jn != nil && name != "rollback" {
-		if err := p.jn.write(name); err != nil {
+		if err := p.jn.Write(name); err != nil {
 			return err
 		}
 	}

@@ -2,129 +2,29 @@ package deployer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/state"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
-// journal is the on-disk record of one service deploy in flight: berth writes it, atomically,
-// before every engine action, so that after a crash (or a daemon restart) Reconcile can tell
-// which containers are whose and finish or undo the deploy. Without a state directory it lives
-// in memory only and a crash is repaired by hand.
-type journal struct {
-	dir  string // "" = not persisted
-	path string
-
-	Project string `json:"project"`
-	Service string `json:"service"`
-	Step    string `json:"step"` // the step about to run
-	// Committed is set once the new containers passed the health gate and berth began
-	// removing the old ones: from then on a crashed deploy is finished, not undone.
-	Committed bool   `json:"committed"`
-	Swaps     []swap `json:"swaps"`
-}
-
-// swap is one replica's change: the old container (if there was one), the new one and the
-// names each carries on the way.
-type swap struct {
-	Name       string `json:"name"`             // the final container name
-	Tmp        string `json:"tmp,omitempty"`    // the new container's name until it takes Name
-	Backup     string `json:"backup,omitempty"` // the old container's name once it stepped aside
-	OldID      string `json:"old_id,omitempty"` // "" for a new replica
-	OldImage   string `json:"old_image,omitempty"`
-	OldRunning bool   `json:"old_running,omitempty"` // a one-shot service's exited container is not started again
-	NewID      string `json:"new_id,omitempty"`      // "" until the create returned
-	StartFirst bool   `json:"start_first,omitempty"`
-}
-
-func newJournal(dir, project, service string) *journal {
-	j := &journal{dir: dir, Project: project, Service: service}
-	if dir != "" {
-		j.path = filepath.Join(dir, "journal", safeFileName(project+"__"+service)+".json")
-	}
-	return j
-}
-
-// safeFileName keeps project and service names (already [a-z0-9_.-] in practice) path-safe.
-func safeFileName(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '.':
-			return r
-		}
-		return '_'
-	}, s)
-}
-
-// write records step as the next one, durably, before the caller performs it.
-func (j *journal) write(step string) error {
-	j.Step = step
-	if j.path == "" {
-		return nil
-	}
-	b, err := json.Marshal(j)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if err := replaceFile(j.path, b); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	return nil
-}
-
-// finish removes the journal: the deploy needs no repair any more.
-func (j *journal) finish() error {
-	if j.path == "" {
-		return nil
-	}
-	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("journal: %w", err)
-	}
-	return nil
-}
-
-// readJournals loads every unfinished deploy's journal in dir.
-func readJournals(dir string) ([]*journal, error) {
-	if dir == "" {
-		return nil, nil
-	}
-	paths, err := filepath.Glob(filepath.Join(dir, "journal", "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*journal
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("journal %s: %w", p, err)
-		}
-		j := &journal{dir: dir, path: p}
-		if err := json.Unmarshal(b, j); err != nil {
-			return nil, fmt.Errorf("journal %s is not valid (remove it after checking the service by hand): %w", p, err)
-		}
-		out = append(out, j)
-	}
-	return out, nil
-}
+// journal and swap are the state package's journal types, by the names the deploy verbs use.
+type (
+	journal = state.Journal
+	swap    = state.Swap
+)
 
 // Reconcile repairs every deploy a crash or a daemon restart left unfinished: one whose new
 // containers had passed the health gate is finished, any other is undone, so the service runs
 // and no temporary container is left. A deploy another berth process is running (it holds the
 // service's lock) is left to it. Run it at start, before serving.
 func (d *Deployer) Reconcile(ctx context.Context) error {
-	js, err := readJournals(d.stateDir)
+	js, err := d.state.Journals()
 	if err != nil {
 		return err
 	}
@@ -149,23 +49,11 @@ func (d *Deployer) Reconcile(ctx context.Context) error {
 
 // reconcileService repairs the service's own unfinished deploy, if any, before a new one.
 func (d *Deployer) reconcileService(ctx context.Context, project, service string) error {
-	j := newJournal(d.stateDir, project, service)
-	if j.path == "" {
-		return nil
-	}
-	if _, err := os.Stat(j.path); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	js, err := readJournals(d.stateDir)
-	if err != nil {
+	j, err := d.state.Pending(project, service)
+	if err != nil || j == nil {
 		return err
 	}
-	for _, x := range js {
-		if x.path == j.path {
-			return d.repair(ctx, x)
-		}
-	}
-	return nil
+	return d.repair(ctx, j)
 }
 
 func (d *Deployer) repair(ctx context.Context, j *journal) error {
@@ -180,7 +68,7 @@ func (d *Deployer) repair(ctx context.Context, j *journal) error {
 	if err != nil {
 		return err
 	}
-	return j.finish()
+	return j.Finish()
 }
 
 // rollBack undoes j: every new container goes, every old one takes its name back and runs.

@@ -125,7 +125,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		n, _ := strconv.Atoi(c.Labels[labelNumber])
 		byNumber[n] = c
 	}
-	jn := newJournal(d.stateDir, p.Name, s.Name)
+	jn := d.state.NewJournal(p.Name, s.Name)
 	var specs []compose.CreateSpec
 	var olds []container.Summary
 	for n := 1; n <= compose.Replicas(s); n++ {
@@ -158,7 +158,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 
 	err = d.rollout(ctx, prog, jn, specs, olds, g, hooks)
 	if err == nil {
-		if err := jn.finish(); err != nil {
+		if err := jn.Finish(); err != nil {
 			log.Warn("deploy done but its journal stays", "err", err)
 		}
 		d.cleanupImages(ctx, log, key, jn, img.ID)
@@ -171,7 +171,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		if fwdErr := prog.do("remove", s.Name, func() error { return d.rollForward(context.WithoutCancel(ctx), jn) }); fwdErr != nil {
 			return OutcomeFailed, fmt.Errorf("%w; finishing failed too: %v (berth repairs it at its next deploy of %s or its next start)", err, fwdErr, s.Name)
 		}
-		if err := jn.finish(); err != nil {
+		if err := jn.Finish(); err != nil {
 			log.Warn("deploy done but its journal stays", "err", err)
 		}
 		return OutcomeDeployed, nil
@@ -181,7 +181,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if rbErr := prog.do("rollback", s.Name, func() error { return d.rollBackVerified(ctx, jn, g) }); rbErr != nil {
 		return OutcomeFailed, fmt.Errorf("%w; rolling back failed too: %v (berth repairs it at its next deploy of %s or its next start)", err, rbErr, s.Name)
 	}
-	if err := jn.finish(); err != nil {
+	if err := jn.Finish(); err != nil {
 		log.Warn("rolled back but the journal stays", "err", err)
 	}
 	if !touched {
@@ -326,7 +326,7 @@ func imageLabels(img client.ImageInspectResult) map[string]string {
 func (d *Deployer) rollBackVerified(ctx context.Context, jn *journal, g gate) error {
 	// A deploy cancelled by shutdown must still put the old containers back.
 	ctx = context.WithoutCancel(ctx)
-	if err := jn.write("rollback"); err != nil {
+	if err := jn.Write("rollback"); err != nil {
 		return err
 	}
 	if err := d.rollBack(ctx, jn); err != nil {

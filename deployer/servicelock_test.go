@@ -3,13 +3,12 @@ package deployer
 import (
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/deployer/state"
 )
 
 // TestServiceLockBetweenProcesses: while another berth process sharing STATE_DIR (here a
@@ -18,24 +17,24 @@ import (
 // done, the journal is repaired and the deploy runs.
 func TestServiceLockBetweenProcesses(t *testing.T) {
 	p := newRolloutProject(t, "", "")
-	state := t.TempDir()
-	other, _ := p.deployer(Options{StateDir: state})
+	dir := t.TempDir()
+	other, _ := p.deployer(Options{StateDir: dir})
 	unlock, ok, err := other.lockService(context.Background(), p.name, "web", false)
 	if err != nil || !ok {
 		t.Fatalf("the other process's lock: ok %v, err %v", ok, err)
 	}
 	// Its deploy is in flight: a journal with nothing to undo yet.
-	live := newJournal(state, p.name, "web")
-	if err := live.write("pull"); err != nil {
+	live := state.New(dir).NewJournal(p.name, "web")
+	if err := live.Write("pull"); err != nil {
 		t.Fatal(err)
 	}
 
 	var logs deployertest.Log
-	d, records := p.deployer(Options{StateDir: state, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	d, records := p.deployer(Options{StateDir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err := d.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(live.path); err != nil {
+	if j, err := state.New(dir).Pending(p.name, "web"); j == nil {
 		t.Fatalf("Reconcile repaired another process's live deploy: %v", err)
 	}
 	deployertest.PushHTTPImage(t, p.eng, "acme/web", p.tag, "version 2")
@@ -58,10 +57,10 @@ func TestServiceLockBetweenProcesses(t *testing.T) {
 	if recs := records(); len(recs) != 1 || recs[0].Outcome != OutcomeDeployed || p.body() != "version 2" {
 		t.Fatalf("after the other process: %v, web answers %q; want deployed, version 2", outcomes(recs), p.body())
 	}
-	if _, err := os.Stat(live.path); !os.IsNotExist(err) {
-		t.Errorf("the journal the other process left is still there: %v", err)
+	if j, err := state.New(dir).Pending(p.name, "web"); j != nil || err != nil {
+		t.Errorf("the journal the other process left is still there: %+v, %v", j, err)
 	}
-	if left, _ := filepath.Glob(filepath.Join(state, "journal", "*.json")); len(left) != 0 {
-		t.Errorf("journals left: %v", left)
+	if left, err := state.New(dir).Journals(); len(left) != 0 || err != nil {
+		t.Errorf("journals left: %+v, %v", left, err)
 	}
 }

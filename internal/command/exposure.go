@@ -9,10 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/state"
 	"github.com/berth-dev/berth/handler"
 	"github.com/berth-dev/berth/internal/config"
 )
@@ -42,7 +42,7 @@ func certificates(e config.Exposure, stateDir string, log *slog.Logger) (*handle
 			Email:        e.ACMEEmail,
 			DirectoryURL: e.ACMEDirectoryURL,
 			Roots:        roots,
-			CacheDir:     filepath.Join(stateDir, "acme"),
+			CacheDir:     state.New(stateDir).ACME(),
 		}, log)
 	}
 	return nil, nil
