@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/deployer/registry"
+	"github.com/berth-dev/berth/deployer/shared"
 	"github.com/berth-dev/berth/deployer/state"
 	"github.com/berth-dev/berth/deployer/swarm"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -117,7 +118,7 @@ type Deployer struct {
 	failed        *imageLists[FailedImage] // images the services rolled back from
 	loads         *projectLoads            // Deploy's project loads, shared by calls that arrive together
 	swarm         *swarm.Backend
-	discoveries   *sharedCalls[[]DiscoveredProject] // Deploy's discoveries, shared like loads
+	discoveries   *shared.Calls[[]DiscoveredProject] // Deploy's discoveries, shared like loads
 	keychain      authn.Keychain
 	gate          GateConfig // the default pre-deploy gate
 	dryRun        bool
@@ -164,7 +165,7 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	d.loads = newProjectLoads(compose.Load)
 	d.swarm = d.newSwarm(eng, o.SwarmTimeout)
-	d.discoveries = newSharedCalls[[]DiscoveredProject]()
+	d.discoveries = shared.NewCalls[[]DiscoveredProject]()
 	return d
 }
 
@@ -277,7 +278,7 @@ func (d *Deployer) projectSpecs(ctx context.Context) ([]ProjectSpec, error) {
 	if !d.discover {
 		return d.projects, nil
 	}
-	found, err := d.discoveries.do(ctx, "", func(ctx context.Context) ([]DiscoveredProject, error) {
+	found, err := d.discoveries.Do(ctx, "", func(ctx context.Context) ([]DiscoveredProject, error) {
 		return Discover(ctx, d.eng, d.discoverOptions())
 	})
 	if err != nil {
