@@ -28,6 +28,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/gate"
 	"github.com/berth-dev/berth/handler"
 )
 
@@ -283,8 +284,8 @@ func (c config) validateAPIAndGate() error {
 }
 
 // gate is the default pre-deploy gate the GATE_* variables describe.
-func (c config) gate() deployer.GateConfig {
-	return deployer.GateConfig{Image: c.GateImage, Command: c.GateCommand, URL: c.GateURL, Timeout: c.GateTimeout, Network: c.GateNetwork}
+func (c config) gate() gate.Config {
+	return gate.Config{Image: c.GateImage, Command: c.GateCommand, URL: c.GateURL, Timeout: c.GateTimeout, Network: c.GateNetwork}
 }
 
 // validateLogging checks LOG_LEVEL and LOG_FORMAT, which every subcommand reads.
@@ -1003,7 +1004,7 @@ func runCheck(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 		if p.Problem != "" {
 			report(false, "%s: %s", name, p.Problem)
 		}
-		if p.Gate != (deployer.GateConfig{}) {
+		if p.Gate != (gate.Config{}) {
 			fmt.Fprintf(stdout, "gate %s: image=%q command=%q url=%q timeout=%s (from %s)\n", name, p.Gate.Image, p.Gate.Command, p.Gate.URL, p.Gate.Timeout, p.Gate.Source)
 		}
 		if p.Hooks.PreStop != "" || p.Hooks.PostStart != "" {

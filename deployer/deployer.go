@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/gate"
+	"github.com/berth-dev/berth/deployer/health"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/moby/client"
 )
@@ -68,10 +70,10 @@ type Options struct {
 	// and then the Docker config.json keychain's (DOCKER_CONFIG).
 	Keychain authn.Keychain
 	// Gate is the pre-deploy gate of every service that does not set its own (berth.gate.* labels).
-	Gate GateConfig
+	Gate gate.Config
 
 	StateDir      string        // where deploy journals and the replaced-image lists live; "" = memory only
-	HealthTimeout time.Duration // default health gate timeout (label berth.health-timeout overrides); default 60s
+	HealthTimeout time.Duration // default health wait timeout (label berth.health-timeout overrides); default 60s
 	HealthSettle  time.Duration // how long a container without healthcheck must keep running; default 5s
 	KeepImages    int           // replaced images kept per service for rollback; default 2, negative = 0
 	RetryFor      time.Duration // how long a deploy the engine could not take is retried; default 10m
@@ -122,7 +124,7 @@ type Deployer struct {
 	swarmLookups  *swarmLookups
 	discoveries   *sharedCalls[[]DiscoveredProject] // Deploy's discoveries, shared like loads
 	keychain      authn.Keychain
-	gate          GateConfig // the default pre-deploy gate
+	gate          gate.Config // the default pre-deploy gate
 	dryRun        bool
 	optIn         bool
 	creds         Credentials
@@ -160,7 +162,7 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
 		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.Keychain, gate: o.Gate,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth, swarmTimeout: cmp.Or(o.SwarmTimeout, defaultSwarmTimeout),
-		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
+		stateDir: o.StateDir, healthTimeout: cmp.Or(o.HealthTimeout, health.DefaultTimeout), healthSettle: cmp.Or(o.HealthSettle, health.DefaultSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
 		replaced: newImageLists[string](o.StateDir, "images"), failed: newImageLists[FailedImage](o.StateDir, "failed"),
 		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials}
