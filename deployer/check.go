@@ -2,9 +2,10 @@ package deployer
 
 import (
 	"context"
-	"github.com/moby/moby/api/types/container"
 	"maps"
 	"slices"
+
+	"github.com/moby/moby/api/types/container"
 
 	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/moby/moby/client"

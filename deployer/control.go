@@ -88,13 +88,13 @@ func (d *Deployer) precheck(ctx context.Context, log *slog.Logger, j job) (strin
 	if !ok || tagPolicy(s.Labels) != TagPolicySemver {
 		return "", nil
 	}
-	return d.semverGate(ctx, log, j, p.Name, s)
+	return d.semverCheck(ctx, log, j, p.Name, s)
 }
 
-// semverGate pulls the pushed image and compares its version label with the running one's. A
+// semverCheck pulls the pushed image and compares its version label with the running one's. A
 // refused image gives the tag back to the running image, so a later `docker compose up` does
 // not pick up what berth refused.
-func (d *Deployer) semverGate(ctx context.Context, log *slog.Logger, j job, project string, s types.ServiceConfig) (string, error) {
+func (d *Deployer) semverCheck(ctx context.Context, log *slog.Logger, j job, project string, s types.ServiceConfig) (string, error) {
 	existing, err := d.serviceContainers(ctx, project, s.Name)
 	if err != nil {
 		return OutcomeFailed, err

@@ -18,6 +18,8 @@ import (
 
 	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/gate"
+	"github.com/berth-dev/berth/deployer/health"
 	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/berth-dev/berth/deployer/shared"
 	"github.com/berth-dev/berth/deployer/state"
@@ -67,10 +69,10 @@ type Options struct {
 	// SwarmTimeout bounds the wait for a swarm service update, and again for its rollback; default 5m.
 	SwarmTimeout time.Duration
 	// Gate is the pre-deploy gate of every service that does not set its own (berth.gate.* labels).
-	Gate GateConfig
+	Gate gate.Config
 
 	StateDir      string        // where deploy journals and the replaced-image lists live; "" = memory only
-	HealthTimeout time.Duration // default health gate timeout (label berth.health-timeout overrides); default 60s
+	HealthTimeout time.Duration // default health wait timeout (label berth.health-timeout overrides); default 60s
 	HealthSettle  time.Duration // how long a container without healthcheck must keep running; default 5s
 	KeepImages    int           // replaced images kept per service for rollback; default 2, negative = 0
 	RetryFor      time.Duration // how long a deploy the engine could not take is retried; default 10m
@@ -120,7 +122,7 @@ type Deployer struct {
 	swarm         *swarm.Backend
 	discoveries   *shared.Calls[[]DiscoveredProject] // Deploy's discoveries, shared like loads
 	keychain      authn.Keychain
-	gate          GateConfig // the default pre-deploy gate
+	gate          gate.Config // the default pre-deploy gate
 	dryRun        bool
 	optIn         bool
 	creds         registry.Credentials
@@ -158,7 +160,7 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
 		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.RegistryAuth.Keychain(), gate: o.Gate,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth,
-		state: state.New(o.StateDir), healthTimeout: cmp.Or(o.HealthTimeout, DefaultHealthTimeout), healthSettle: cmp.Or(o.HealthSettle, DefaultHealthSettle),
+		state: state.New(o.StateDir), healthTimeout: cmp.Or(o.HealthTimeout, health.DefaultTimeout), healthSettle: cmp.Or(o.HealthSettle, health.DefaultSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
 		replaced: newImageLists[string](state.New(o.StateDir), state.ReplacedImages), failed: newImageLists[FailedImage](state.New(o.StateDir), state.FailedImages),
 		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials}

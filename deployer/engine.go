@@ -3,6 +3,9 @@ package deployer
 import (
 	"context"
 
+	"github.com/berth-dev/berth/deployer/gate"
+	"github.com/berth-dev/berth/deployer/health"
+	"github.com/berth-dev/berth/deployer/hook"
 	"github.com/berth-dev/berth/deployer/swarm"
 	"github.com/moby/moby/client"
 )
@@ -23,14 +26,9 @@ type Engine interface {
 	ContainerStop(ctx context.Context, id string, opts client.ContainerStopOptions) (client.ContainerStopResult, error)
 	ContainerRemove(ctx context.Context, id string, opts client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
 	ContainerRename(ctx context.Context, id string, opts client.ContainerRenameOptions) (client.ContainerRenameResult, error)
-	// ContainerWait and ContainerLogs serve the pre-deploy gate's throwaway container.
-	ContainerWait(ctx context.Context, id string, opts client.ContainerWaitOptions) client.ContainerWaitResult
-	ContainerLogs(ctx context.Context, id string, opts client.ContainerLogsOptions) (client.ContainerLogsResult, error)
-
-	// The exec calls run lifecycle hooks; berth makes them only for services that declare one.
-	ExecCreate(ctx context.Context, id string, opts client.ExecCreateOptions) (client.ExecCreateResult, error)
-	ExecAttach(ctx context.Context, execID string, opts client.ExecAttachOptions) (client.ExecAttachResult, error)
-	ExecInspect(ctx context.Context, execID string, opts client.ExecInspectOptions) (client.ExecInspectResult, error)
+	gate.Engine   // the pre-deploy gate's throwaway container: create, start, wait, logs, remove
+	health.Engine // the health wait: inspect
+	hook.Engine   // the exec calls of lifecycle hooks; made only for services that declare one
 
 	NetworkList(ctx context.Context, opts client.NetworkListOptions) (client.NetworkListResult, error)
 	NetworkCreate(ctx context.Context, name string, opts client.NetworkCreateOptions) (client.NetworkCreateResult, error)

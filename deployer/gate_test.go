@@ -15,7 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
-	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/gate"
 )
 
 // execCounter is the real engine, counting the exec calls berth makes: a real engine cannot say
@@ -75,21 +75,21 @@ func TestGate(t *testing.T) {
 	cli := deployertest.ComposeCLI(t, "v5.6.0")
 	cases := []struct {
 		name    string
-		labels  string     // the service's berth.gate.* labels
-		env     GateConfig // the default gate (GATE_*)
-		policy  int        // when not 0, a policy endpoint answering this status is the gate
+		labels  string      // the service's berth.gate.* labels
+		env     gate.Config // the default gate (GATE_*)
+		policy  int         // when not 0, a policy endpoint answering this status is the gate
 		passes  bool
 		timeout bool
 		output  string // a line the record must keep
 	}{
-		{name: "failing image vetoes", env: GateConfig{Image: "busybox:1",
+		{name: "failing image vetoes", env: gate.Config{Image: "busybox:1",
 			Command: `echo "scanning $BERTH_IMAGE"; echo "CVE-2026-0001 critical in $BERTH_SERVICE"; exit 3`},
 			output: "CVE-2026-0001 critical in web"},
 		{name: "passing image lets it through, without a network", passes: true, output: "no network: lo",
 			labels: `      berth.gate.image: busybox:1
       berth.gate.command: '["sh", "-c", "echo no network: $$(ls /sys/class/net)"]'
 `},
-		{name: "label turns the default gate off", passes: true, env: GateConfig{Image: "busybox:1", Command: "exit 1"},
+		{name: "label turns the default gate off", passes: true, env: gate.Config{Image: "busybox:1", Command: "exit 1"},
 			labels: "      berth.gate: \"off\"\n"},
 		{name: "hanging gate is killed at its timeout", timeout: true, output: "scanning forever",
 			labels: `      berth.gate.image: busybox:1
@@ -118,11 +118,11 @@ services:
 			before := p.containers()
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")
 
-			gate := tc.env
-			var asked atomic.Pointer[gateRequest]
+			def := tc.env
+			var asked atomic.Pointer[gate.Request]
 			if tc.policy != 0 {
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					var req gateRequest
+					var req gate.Request
 					_ = json.NewDecoder(r.Body).Decode(&req)
 					asked.Store(&req)
 					w.WriteHeader(tc.policy)
@@ -131,10 +131,10 @@ services:
 					}
 				}))
 				t.Cleanup(srv.Close)
-				gate = GateConfig{URL: srv.URL, Timeout: 10 * time.Second}
+				def = gate.Config{URL: srv.URL, Timeout: 10 * time.Second}
 			}
 			counted := &execCounter{Client: eng}
-			recs := deployWith(t, p, counted, Options{Gate: gate}, "acme/web", tag)
+			recs := deployWith(t, p, counted, Options{Gate: def}, "acme/web", tag)
 			if len(recs) != 1 {
 				t.Fatalf("records: %+v", recs)
 			}
@@ -172,34 +172,5 @@ services:
 				t.Errorf("a service without hooks made %d exec calls", n)
 			}
 		})
-	}
-}
-
-func TestGateConfigFromLabels(t *testing.T) {
-	def := GateConfig{Image: "scanner:1", Timeout: time.Minute}
-	for _, tc := range []struct {
-		labels map[string]string
-		want   GateConfig
-		bad    string
-	}{
-		{labels: nil, want: GateConfig{Image: "scanner:1", Timeout: time.Minute, Source: "env"}},
-		{labels: map[string]string{LabelGate: "off"}, want: GateConfig{}},
-		{labels: map[string]string{LabelGateURL: "http://127.0.0.1:1/p", LabelGateTimeout: "5s"},
-			want: GateConfig{URL: "http://127.0.0.1:1/p", Timeout: 5 * time.Second, Source: "label"}},
-		{labels: map[string]string{LabelGateTimeout: "soon"}, bad: "berth.gate.timeout"},
-		{labels: map[string]string{LabelGateImage: "x:1", LabelGateURL: "http://a"}, bad: "set one"},
-		{labels: map[string]string{LabelGateImage: "x:1", LabelGateCommand: "[oops"}, bad: "JSON array"},
-		{labels: map[string]string{LabelGate: "maybe"}, bad: "only \"off\""},
-	} {
-		got, err := deployGateFor(def, tc.labels)
-		if tc.bad != "" {
-			if fault.KindOf(err) != fault.Invalid || !strings.Contains(err.Error(), tc.bad) {
-				t.Errorf("%v: %v, want invalid naming %q", tc.labels, err, tc.bad)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("%v: %+v, %v; want %+v", tc.labels, got, err, tc.want)
-		}
 	}
 }

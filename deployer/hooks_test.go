@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
-	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/gate"
 )
 
 // hookProject is a service whose hooks append "<hook> <container hostname> <version>" to a log
@@ -67,7 +67,7 @@ func TestHooksRunInTheRightContainersInOrder(t *testing.T) {
 			got := strings.TrimSpace(p.compose("exec", "-T", "web", "cat", "/marks/log"))
 			pre, post := "pre-stop "+old.ID[:12]+" v1", "post-start "+cur.ID[:12]+" v2"
 			// Stop-first stops the old container before the new one starts; start-first starts
-			// and health-gates the new one first, and only then prepares the old one to stop.
+			// and health-checks the new one first, and only then prepares the old one to stop.
 			want := pre + "\n" + post
 			steps := []string{"pull", "create", "pre-stop", "stop", "set-aside", "rename", "start", "post-start", "health", "remove"}
 			if order == "start-first" {
@@ -131,21 +131,6 @@ func TestFailingHooks(t *testing.T) {
 	}
 }
 
-func TestHookLabels(t *testing.T) {
-	for labels, bad := range map[string]map[string]string{
-		"berth.hook.timeout":    {LabelHookPostStart: "true", LabelHookTimeout: "-1s"},
-		"berth.hook.pre-stop":   {LabelHookPreStop: "[1, 2]"},
-		"berth.hook.post-start": {LabelHookPostStart: "[]"},
-	} {
-		if _, err := hooksFor(bad); fault.KindOf(err) != fault.Invalid || !strings.Contains(err.Error(), labels) {
-			t.Errorf("%v: %v, want invalid naming %s", bad, err, labels)
-		}
-	}
-	if h, err := hooksFor(map[string]string{"other": "x"}); err != nil || h.Any() {
-		t.Errorf("a service without hook labels has hooks %+v (%v)", h, err)
-	}
-}
-
 // TestPolicies is what `berth check` shows: each service's gate and hooks, bad labels reported.
 func TestPolicies(t *testing.T) {
 	dir := t.TempDir()
@@ -162,7 +147,7 @@ services:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := New(context.Background(), nil, Options{Projects: []ProjectSpec{{Dir: dir}}, Gate: GateConfig{Image: "scanner:1", Timeout: time.Minute}})
+	d := New(context.Background(), nil, Options{Projects: []ProjectSpec{{Dir: dir}}, Gate: gate.Config{Image: "scanner:1", Timeout: time.Minute}})
 	got, err := d.Policies(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -7,15 +7,17 @@ import (
 	"slices"
 
 	"github.com/berth-dev/berth/deployer/compose"
+	"github.com/berth-dev/berth/deployer/gate"
+	"github.com/berth-dev/berth/deployer/hook"
 )
 
 // ServicePolicy is the pre-deploy gate and lifecycle hooks one service would get, for `berth check`.
 type ServicePolicy struct {
-	Project string     `json:"project"`
-	Service string     `json:"service"`
-	Gate    GateConfig `json:"gate"`              // zero when the service has no gate
-	Hooks   Hooks      `json:"hooks"`             // zero when it declares none
-	Problem string     `json:"problem,omitempty"` // a label berth would refuse at deploy time
+	Project string      `json:"project"`
+	Service string      `json:"service"`
+	Gate    gate.Config `json:"gate"`              // zero when the service has no gate
+	Hooks   hook.Set    `json:"hooks"`             // zero when it declares none
+	Problem string      `json:"problem,omitempty"` // a label berth would refuse at deploy time
 }
 
 // Policies lists the gate and hooks of every service of the projects berth serves now,
@@ -35,8 +37,8 @@ func (d *Deployer) Policies(ctx context.Context) ([]ServicePolicy, error) {
 			sp := ServicePolicy{Project: p.Name, Service: name}
 			labels := p.Services[name].Labels
 			var gerr, herr error
-			sp.Gate, gerr = deployGateFor(d.gate, labels)
-			sp.Hooks, herr = hooksFor(labels)
+			sp.Gate, gerr = gate.For(d.gate, labels)
+			sp.Hooks, herr = hook.For(labels)
 			if err := errors.Join(gerr, herr); err != nil {
 				sp.Problem = err.Error()
 			}

@@ -1,6 +1,10 @@
 package deployer
 
-import "time"
+import (
+	"time"
+
+	"github.com/berth-dev/berth/deployer/gate"
+)
 
 // Outcomes a deploy can end with.
 const (
@@ -30,7 +34,7 @@ type Record struct {
 	Steps      []Step        `json:"steps"`
 	// ImageLabels are the pulled image's OCI version, revision and source labels.
 	ImageLabels map[string]string `json:"image_labels,omitempty"`
-	Gate        *GateResult       `json:"gate,omitempty"` // what the pre-deploy gate said, when there is one
+	Gate        *gate.Result      `json:"gate,omitempty"` // what the pre-deploy gate said, when there is one
 }
 
 // Step is one engine action of a deploy, in order.

@@ -13,6 +13,9 @@ import (
 
 	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/gate"
+	"github.com/berth-dev/berth/deployer/health"
+	"github.com/berth-dev/berth/deployer/hook"
 	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -22,7 +25,7 @@ import (
 
 // redeploy pulls the service's image and rolls its containers onto it (rollout): nothing is
 // stopped until the pull has succeeded and the replacement exists, the new containers must pass
-// the health gate, and a failure puts the previous containers back. It returns the outcome.
+// the health check, and a failure puts the previous containers back. It returns the outcome.
 // The pre-deploy gate runs after the pull and before anything is changed; rec takes the
 // pulled image's labels and the gate's answer.
 func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *progress, rec *Record) (string, error) {
@@ -37,15 +40,15 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if err := compose.CheckSupported(p, s); err != nil {
 		return OutcomeFailed, err
 	}
-	g, err := d.gateFor(s)
+	g, err := health.For(health.Policy{Timeout: d.healthTimeout, Settle: d.healthSettle}, s.Name, s.Labels)
 	if err != nil {
 		return OutcomeFailed, err
 	}
-	pre, err := deployGateFor(d.gate, s.Labels)
+	pre, err := gate.For(d.gate, s.Labels)
 	if err != nil {
 		return OutcomeFailed, err
 	}
-	hooks, err := hooksFor(s.Labels)
+	hooks, err := hook.For(s.Labels)
 	if err != nil {
 		return OutcomeFailed, err
 	}
@@ -97,11 +100,11 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	// The gate decides before anything is created or stopped: a veto leaves the service as it was.
 	if pre.Enabled() && !j.dependent {
 		log.Info("gate", "kind", cmp.Or(pre.Image, pre.URL), "timeout", pre.Timeout)
-		res, err := d.runGate(ctx, pre, gateRequest{Project: p.Name, Service: s.Name, Image: s.Image, ImageID: img.ID,
+		res, err := d.runGate(ctx, pre, gate.Request{Project: p.Name, Service: s.Name, Image: s.Image, ImageID: img.ID,
 			Repository: j.req.Repository, Tag: j.req.Tag, Digest: j.req.Digest, Source: j.req.Source, Pusher: j.req.Pusher,
 			Labels: imageLabels(img)})
 		rec.Gate = &res
-		if veto := (*GateVeto)(nil); errors.As(err, &veto) {
+		if veto := (*gate.Veto)(nil); errors.As(err, &veto) {
 			return OutcomeRejected, err
 		} else if err != nil {
 			return OutcomeFailed, err
@@ -166,7 +169,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		return OutcomeDeployed, d.followDependents(ctx, log, j, p)
 	}
 	if jn.Committed {
-		// The new containers passed the gate; only removing the old ones failed: finish that.
+		// The new containers passed the health check; only removing the old ones failed: finish that.
 		log.Warn("removing the replaced containers failed; finishing", "err", err)
 		if fwdErr := prog.do("remove", s.Name, func() error { return d.rollForward(context.WithoutCancel(ctx), jn) }); fwdErr != nil {
 			return OutcomeFailed, fmt.Errorf("%w; finishing failed too: %v (berth repairs it at its next deploy of %s or its next start)", err, fwdErr, s.Name)
@@ -195,14 +198,14 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 
 // rollout runs the journaled steps of one service deploy. Stop-first (compose's order): create
 // the new container under a temporary name, stop the old one and set it aside under a backup
-// name, give the new one the final name and start it, health-gate, then remove the old one.
-// Start-first: create and start the new one beside the old one, health-gate, take the old one
+// name, give the new one the final name and start it, health-check, then remove the old one.
+// Start-first: create and start the new one beside the old one, health-check, take the old one
 // off its networks, stop and remove it, then give the new one the final name. Until the old
 // containers are being removed (Committed) a failure or crash is undone. Lifecycle hooks are
 // steps of their own, before the commit: pre-stop in the old container just before it is
-// stopped (start-first: once the new one passed the health gate), post-start in the new one
-// right after its start, before the health gate; a failing hook is undone like any step.
-func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, specs []compose.CreateSpec, olds []container.Summary, g gate, hooks Hooks) error {
+// stopped (start-first: once the new one passed the health check), post-start in the new one
+// right after its start, before the health check; a failing hook is undone like any step.
+func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, specs []compose.CreateSpec, olds []container.Summary, g health.Policy, hooks hook.Set) error {
 	for i := range jn.Swaps {
 		sw := &jn.Swaps[i]
 		// A new replica (no old container) makes room for nobody: its Tmp is its final name.
@@ -250,7 +253,7 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 		}
 		// A one-shot service (its old container had exited) may exit 0; anything else must run.
 		oneShot := sw.OldID != "" && !sw.OldRunning
-		if err := prog.do("health", display, func() error { return d.waitHealthy(ctx, sw.NewID, display, g, oneShot) }); err != nil {
+		if err := prog.do("health", display, func() error { return health.Wait(ctx, d.eng, sw.NewID, display, g, oneShot) }); err != nil {
 			return err
 		}
 	}
@@ -288,12 +291,12 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 
 // preStop runs the service's pre-stop hook, if it declares one, in the running old container
 // of sw as the journaled step "pre-stop"; a failure leaves that container serving.
-func (d *Deployer) preStop(ctx context.Context, prog *progress, hooks Hooks, sw swap) error {
+func (d *Deployer) preStop(ctx context.Context, prog *progress, hooks hook.Set, sw swap) error {
 	if hooks.PreStop == "" || sw.OldID == "" || !sw.OldRunning {
 		return nil
 	}
 	return prog.do("pre-stop", sw.Name, func() error {
-		if err := d.runHook(ctx, "pre-stop", sw.OldID, hooks.PreStop, hooks.Timeout); err != nil {
+		if err := hook.Run(ctx, d.eng, "pre-stop", sw.OldID, hooks.PreStop, hooks.Timeout); err != nil {
 			return fmt.Errorf("%s: %w; the old container was not stopped", sw.Name, err)
 		}
 		return nil
@@ -301,13 +304,13 @@ func (d *Deployer) preStop(ctx context.Context, prog *progress, hooks Hooks, sw 
 }
 
 // postStart runs the service's post-start hook, if it declares one, in the new container as
-// the journaled step "post-start", before the health gate; a failure rolls the deploy back.
-func (d *Deployer) postStart(ctx context.Context, prog *progress, hooks Hooks, id, name string) error {
+// the journaled step "post-start", before the health check; a failure rolls the deploy back.
+func (d *Deployer) postStart(ctx context.Context, prog *progress, hooks hook.Set, id, name string) error {
 	if hooks.PostStart == "" {
 		return nil
 	}
 	return prog.do("post-start", name, func() error {
-		if err := d.runHook(ctx, "post-start", id, hooks.PostStart, hooks.Timeout); err != nil {
+		if err := hook.Run(ctx, d.eng, "post-start", id, hooks.PostStart, hooks.Timeout); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		return nil
@@ -322,8 +325,8 @@ func imageLabels(img client.ImageInspectResult) map[string]string {
 	return img.Config.Labels
 }
 
-// rollBackVerified undoes jn and health-gates the previous containers that run again.
-func (d *Deployer) rollBackVerified(ctx context.Context, jn *journal, g gate) error {
+// rollBackVerified undoes jn and health-checks the previous containers that run again.
+func (d *Deployer) rollBackVerified(ctx context.Context, jn *journal, g health.Policy) error {
 	// A deploy cancelled by shutdown must still put the old containers back.
 	ctx = context.WithoutCancel(ctx)
 	if err := jn.Write("rollback"); err != nil {
@@ -336,7 +339,7 @@ func (d *Deployer) rollBackVerified(ctx context.Context, jn *journal, g gate) er
 		if sw.OldID == "" || !sw.OldRunning {
 			continue
 		}
-		if err := d.waitHealthy(ctx, sw.OldID, sw.Name, g, false); err != nil {
+		if err := health.Wait(ctx, d.eng, sw.OldID, sw.Name, g, false); err != nil {
 			return fmt.Errorf("previous container: %w", err)
 		}
 	}

@@ -43,7 +43,7 @@ func newRolloutProject(t *testing.T, web string, extra string) *rolloutProject {
 	return p
 }
 
-// deployer returns a Deployer for the project with quick health-gate settings, and the
+// deployer returns a Deployer for the project with quick health-check settings, and the
 // records of every deploy it finishes.
 func (p *rolloutProject) deployer(o Options) (*Deployer, func() []Record) {
 	var mu sync.Mutex
@@ -383,7 +383,7 @@ func TestRolloutCleanupKeepsWhatIsNeeded(t *testing.T) {
 }
 
 // TestRolloutOneShotServiceMayExit: a service whose container had exited (a one-shot job)
-// passes the gate when its new container exits 0, and is not rolled back.
+// passes the health check when its new container exits 0, and is not rolled back.
 func TestRolloutOneShotServiceMayExit(t *testing.T) {
 	p := newRolloutProject(t, "    command: [\"true\"]\n", "")
 	deployertest.Eventually(t, "the job to exit", 30*time.Second, func() bool { return !p.web().State.Running })

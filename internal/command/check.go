@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/gate"
 )
 
 // Check is `berth check`: it validates what berth serve would run with, and changes nothing.
@@ -126,7 +127,7 @@ func (c *checker) policies(ctx context.Context) error {
 		if p.Problem != "" {
 			c.report(false, "%s: %s", name, p.Problem)
 		}
-		if p.Gate != (deployer.GateConfig{}) {
+		if p.Gate != (gate.Config{}) {
 			fmt.Fprintf(c.out, "gate %s: image=%q command=%q url=%q timeout=%s (from %s)\n", name, p.Gate.Image, p.Gate.Command, p.Gate.URL, p.Gate.Timeout, p.Gate.Source)
 		}
 		if p.Hooks.PreStop != "" || p.Hooks.PostStart != "" {

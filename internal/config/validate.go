@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/deployer/compose"
+	"github.com/berth-dev/berth/deployer/gate"
 	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/berth-dev/berth/handler"
 )
@@ -77,8 +78,8 @@ func (c Config) validateAPIAndGate() error {
 }
 
 // Gate is the default pre-deploy gate the GATE_* variables describe.
-func (c Config) Gate() deployer.GateConfig {
-	return deployer.GateConfig{Image: c.GateImage, Command: c.GateCommand, URL: c.GateURL, Timeout: c.GateTimeout, Network: c.GateNetwork}
+func (c Config) Gate() gate.Config {
+	return gate.Config{Image: c.GateImage, Command: c.GateCommand, URL: c.GateURL, Timeout: c.GateTimeout, Network: c.GateNetwork}
 }
 
 // validateLogging checks LOG_LEVEL and LOG_FORMAT, which every subcommand reads.
