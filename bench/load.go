@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/handler"
 )
 
@@ -177,9 +178,9 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, senders, perSender int, profilePath string) ([]time.Duration, error) {
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	var specs []deployer.ProjectSpec
+	var specs []compose.Spec
 	for _, d := range dirs {
-		specs = append(specs, deployer.ProjectSpec{Dir: d, Environ: os.Environ()})
+		specs = append(specs, compose.Spec{Dir: d, Environ: os.Environ()})
 	}
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := deployer.New(gone, eng, deployer.Options{Projects: specs, Owners: []string{"acme"}, Logger: discard})

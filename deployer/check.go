@@ -70,7 +70,7 @@ func (d *Deployer) CheckRegistry(ctx context.Context, ref string) error {
 
 // projectContainers lists the project's service containers, whatever their state.
 func (d *Deployer) projectContainers(ctx context.Context, project string) ([]container.Summary, error) {
-	f := client.Filters{}.Add("label", labelProject+"="+project, labelOneoff+"=False")
+	f := client.Filters{}.Add("label", compose.LabelProject+"="+project, compose.LabelOneoff+"=False")
 	res, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, err

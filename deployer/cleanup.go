@@ -15,7 +15,7 @@ import (
 // join the service's list of replaced images, newest first; the first KeepImages stay for a
 // rollback by hand, the others are removed if nothing needs them. Failures are only logged: a
 // leftover image costs disk, never a deploy.
-func (d *Deployer) cleanupImages(ctx context.Context, log *slog.Logger, service string, jn *journal, current string) {
+func (d *Deployer) cleanupImages(ctx context.Context, log *slog.Logger, service string, jn *state.Journal, current string) {
 	d.images.Lock()
 	defer d.images.Unlock()
 	list := d.replaced.load(log, service)

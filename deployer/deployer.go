@@ -47,10 +47,10 @@ type Ticket struct {
 
 // Options configure a Deployer.
 type Options struct {
-	Projects       []ProjectSpec // the compose projects berth may redeploy
-	Owners         []string      // namespaces whose pushes are accepted
-	ComposeVersion string        // the compose release to imitate, overriding the one that made the containers ("" = that one)
-	Parallel       int           // services deployed at the same time; default 2
+	Projects       []compose.Spec // the compose projects berth may redeploy
+	Owners         []string       // namespaces whose pushes are accepted
+	ComposeVersion string         // the compose release to imitate, overriding the one that made the containers ("" = that one)
+	Parallel       int            // services deployed at the same time; default 2
 	Logger         *slog.Logger
 	Self           Self // the service berth runs as (FindSelf); never redeployed
 	// Discover, when set, finds the projects from compose's labels on the engine's containers
@@ -92,7 +92,7 @@ type Options struct {
 // Deployer matches pushes to compose services and redeploys them through the Engine API.
 type Deployer struct {
 	eng      Engine
-	projects []ProjectSpec
+	projects []compose.Spec
 	owners   []string
 	version  string // COMPOSE_VERSION: the compose release to imitate whatever made the containers; "" = that release
 	log      *slog.Logger
@@ -132,7 +132,7 @@ type job struct {
 	id          string
 	req         Request
 	image       registry.Ref
-	project     ProjectSpec
+	project     compose.Spec
 	projectName string
 	service     string
 	dependent   bool // recreated because a service it depends on was: no pull, as compose does
@@ -273,7 +273,7 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 
 // projectSpecs is the projects a push is matched against: the configured ones, or the ones
 // discovered on the engine now that berth may touch and can read.
-func (d *Deployer) projectSpecs(ctx context.Context) ([]ProjectSpec, error) {
+func (d *Deployer) projectSpecs(ctx context.Context) ([]compose.Spec, error) {
 	if d.backend == BackendSwarm {
 		return nil, nil
 	}
@@ -286,7 +286,7 @@ func (d *Deployer) projectSpecs(ctx context.Context) ([]ProjectSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	var specs []ProjectSpec
+	var specs []compose.Spec
 	for _, p := range found {
 		switch {
 		case !p.Allowed:
@@ -422,7 +422,7 @@ func engineDown(err error) bool {
 type progress struct {
 	d       *Deployer
 	log     *slog.Logger
-	jn      *journal
+	jn      *state.Journal
 	steps   []Step
 	touched bool // a container was started or stopped: a failure now is rolled back
 }

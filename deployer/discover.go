@@ -38,9 +38,9 @@ type DiscoveredProject struct {
 	Readable    bool     `json:"readable"`     // berth can read every compose file
 	// Problem says why the project cannot be served, and Mount how to fix it (e.g. the volume
 	// to add to berth's container); both empty when Readable.
-	Problem string      `json:"problem,omitempty"`
-	Mount   string      `json:"mount,omitempty"`
-	Spec    ProjectSpec `json:"-"` // how to load it, in the paths berth sees
+	Problem string       `json:"problem,omitempty"`
+	Mount   string       `json:"mount,omitempty"`
+	Spec    compose.Spec `json:"-"` // how to load it, in the paths berth sees
 }
 
 // DiscoverOptions say how to find and load the projects on the engine.
@@ -59,7 +59,7 @@ func Discover(ctx context.Context, eng Engine, o DiscoverOptions) ([]DiscoveredP
 	filter, self := o.Filter, o.Self
 	res, err := eng.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
-		Filters: make(client.Filters).Add("label", labelProject),
+		Filters: make(client.Filters).Add("label", compose.LabelProject),
 	})
 	if err != nil {
 		return nil, fault.Errorf(fault.Unavailable, "list compose containers to discover projects: %w", err)
@@ -68,31 +68,31 @@ func Discover(ctx context.Context, eng Engine, o DiscoverOptions) ([]DiscoveredP
 	envFiles := map[string]string{}
 	services := map[string]map[string]bool{}
 	for _, c := range res.Items {
-		name := c.Labels[labelProject]
+		name := c.Labels[compose.LabelProject]
 		if name == "" {
 			continue
 		}
 		if services[name] == nil {
 			services[name] = map[string]bool{}
 		}
-		if c.Labels[labelOneoff] != "True" {
-			services[name][c.Labels[labelService]] = true
+		if c.Labels[compose.LabelOneoff] != "True" {
+			services[name][c.Labels[compose.LabelService]] = true
 		}
 		if found[name] != nil && found[name].WorkingDir != "" {
 			continue
 		}
-		p := &DiscoveredProject{Name: name, WorkingDir: c.Labels[labelWorkingDir]}
-		if files := c.Labels[labelConfigs]; files != "" {
+		p := &DiscoveredProject{Name: name, WorkingDir: c.Labels[compose.LabelWorkingDir]}
+		if files := c.Labels[compose.LabelConfigs]; files != "" {
 			p.ConfigFiles = strings.Split(files, ",")
 		}
-		envFiles[name] = c.Labels[labelEnvFiles]
+		envFiles[name] = c.Labels[compose.LabelEnvFiles]
 		found[name] = p
 	}
 	out := make([]DiscoveredProject, 0, len(found))
 	for _, name := range slices.Sorted(maps.Keys(found)) {
 		p := found[name]
 		p.Allowed = filter.allows(name)
-		p.Spec = ProjectSpec{Name: name, Dir: self.toLocal(p.WorkingDir)}
+		p.Spec = compose.Spec{Name: name, Dir: self.toLocal(p.WorkingDir)}
 		if p.Spec.Dir != p.WorkingDir {
 			p.Spec.HostDir = p.WorkingDir // compose must keep writing the host's paths
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/deployertest"
 	"github.com/berth-dev/berth/deployer/gate"
 )
@@ -37,7 +38,7 @@ func deployWith(t *testing.T, p *parityProject, eng Engine, o Options, repo, tag
 	defer cancel()
 	var mu sync.Mutex
 	var recs []Record
-	o.Projects, o.Owners = []ProjectSpec{p.spec()}, []string{"acme"}
+	o.Projects, o.Owners = []compose.Spec{p.spec()}, []string{"acme"}
 	o.OnRecord = func(r Record) {
 		mu.Lock()
 		defer mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
@@ -43,9 +44,9 @@ func TestRedeployKeepsComposeFromRecreating(t *testing.T) {
 			if err := os.Mkdir(filepath.Join(dir, "site"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			compose := "name: " + project + "\nservices:\n  web:\n    image: acme/web:" + tag +
+			composeYAML := "name: " + project + "\nservices:\n  web:\n    image: acme/web:" + tag +
 				"\n    init: true\n    volumes: [\"./site:/site:ro\"]\n"
-			if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(composeYAML), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() {
@@ -59,7 +60,7 @@ func TestRedeployKeepsComposeFromRecreating(t *testing.T) {
 			var mu sync.Mutex
 			var records []Record
 			d := New(ctx, eng, Options{
-				Projects: []ProjectSpec{{Dir: dir}}, Owners: []string{"acme"}, ComposeVersion: tt.override,
+				Projects: []compose.Spec{{Dir: dir}}, Owners: []string{"acme"}, ComposeVersion: tt.override,
 				OnRecord: func(r Record) { mu.Lock(); records = append(records, r); mu.Unlock() },
 			})
 			if _, err := d.Deploy(ctx, Request{Source: "test", Repository: "acme/web", Tag: tag}); err != nil {
@@ -79,14 +80,14 @@ func TestRedeployKeepsComposeFromRecreating(t *testing.T) {
 			if deployed.ID == before.ID {
 				t.Fatal("berth did not recreate the container")
 			}
-			if got := deployed.Labels[labelVersion]; got != tt.label {
+			if got := deployed.Labels[compose.LabelVersion]; got != tt.label {
 				t.Errorf("berth wrote version label %q, want %q", got, tt.label)
 			}
 
 			out := deployertest.Compose(t, checkedBy, dir, "up", "-d")
 			if after := webContainer(t, eng, project); after.ID != deployed.ID {
 				t.Errorf("docker compose %s recreated berth's container (hash %s, compose's now %s):\n%s",
-					tt.checkedBy, deployed.Labels[labelConfigHash], after.Labels[labelConfigHash], out)
+					tt.checkedBy, deployed.Labels[compose.LabelConfigHash], after.Labels[compose.LabelConfigHash], out)
 			}
 		})
 	}
@@ -98,7 +99,7 @@ func webContainer(t *testing.T, eng *client.Client, project string) struct {
 	Labels map[string]string
 } {
 	t.Helper()
-	f := client.Filters{}.Add("label", labelProject+"="+project, labelService+"=web")
+	f := client.Filters{}.Add("label", compose.LabelProject+"="+project, compose.LabelService+"=web")
 	res, err := eng.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		t.Fatal(err)

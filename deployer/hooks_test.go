@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/deployertest"
 	"github.com/berth-dev/berth/deployer/gate"
 )
@@ -147,7 +148,7 @@ services:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := New(context.Background(), nil, Options{Projects: []ProjectSpec{{Dir: dir}}, Gate: gate.Config{Image: "scanner:1", Timeout: time.Minute}})
+	d := New(context.Background(), nil, Options{Projects: []compose.Spec{{Dir: dir}}, Gate: gate.Config{Image: "scanner:1", Timeout: time.Minute}})
 	got, err := d.Policies(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -63,8 +63,8 @@ func inspectOwnContainer(ctx context.Context, eng Engine) (res client.ContainerI
 // mount of its own container, so that the paths compose writes (bind sources, the project's
 // working_dir and config_files labels) are the host's, as if compose ran on the host. Outside a
 // container, or for a HostDir already set (HOST_PROJECT_DIR), specs are returned unchanged.
-func DetectHostDirs(ctx context.Context, eng Engine, specs []ProjectSpec) ([]ProjectSpec, error) {
-	out := make([]ProjectSpec, len(specs))
+func DetectHostDirs(ctx context.Context, eng Engine, specs []compose.Spec) ([]compose.Spec, error) {
+	out := make([]compose.Spec, len(specs))
 	copy(out, specs)
 	need := false
 	for _, s := range out {

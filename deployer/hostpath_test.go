@@ -55,7 +55,7 @@ func TestHostDirParity(t *testing.T) {
 	if err := os.CopyFS(view, os.DirFS(p.dir)); err != nil {
 		t.Fatal(err)
 	}
-	requireDeployed(t, p.deploy(ProjectSpec{Dir: view, HostDir: p.dir}, "acme/web", tag), "web")
+	requireDeployed(t, p.deploy(compose.Spec{Dir: view, HostDir: p.dir}, "acme/web", tag), "web")
 	got := p.containers()
 	for name, c := range ref {
 		diffContainers(t, name, c, got[name])
@@ -63,7 +63,7 @@ func TestHostDirParity(t *testing.T) {
 	p.upChangesNothing()
 
 	// Without HostDir berth would write its own paths, and compose would recreate.
-	pr, err := compose.Load(context.Background(), ProjectSpec{Dir: view})
+	pr, err := compose.Load(context.Background(), compose.Spec{Dir: view})
 	if err != nil {
 		t.Fatal(err)
 	}

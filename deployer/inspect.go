@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/moby/moby/client"
@@ -68,7 +69,7 @@ func (d *Deployer) containersRunning(ctx context.Context, ref, configDigest stri
 	if err != nil {
 		return nil, fault.Errorf(fault.Invalid, "%v", err)
 	}
-	res, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", labelProject)})
+	res, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", compose.LabelProject)})
 	if err != nil {
 		return nil, unavailable("list containers", err)
 	}
@@ -83,7 +84,7 @@ func (d *Deployer) containersRunning(ctx context.Context, ref, configDigest stri
 		if len(c.Names) > 0 {
 			name = c.Names[0][1:]
 		}
-		out = append(out, RunningService{Project: c.Labels[labelProject], Service: c.Labels[labelService], Container: name,
+		out = append(out, RunningService{Project: c.Labels[compose.LabelProject], Service: c.Labels[compose.LabelService], Container: name,
 			State: string(c.State), ImageID: c.ImageID, Current: c.ImageID == configDigest})
 	}
 	slices.SortFunc(out, func(a, b RunningService) int {

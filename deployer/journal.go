@@ -6,17 +6,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/deployer/state"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
-)
-
-// journal and swap are the state package's journal types, by the names the deploy verbs use.
-type (
-	journal = state.Journal
-	swap    = state.Swap
 )
 
 // Reconcile repairs every deploy a crash or a daemon restart left unfinished: one whose new
@@ -56,7 +51,7 @@ func (d *Deployer) reconcileService(ctx context.Context, project, service string
 	return d.repair(ctx, j)
 }
 
-func (d *Deployer) repair(ctx context.Context, j *journal) error {
+func (d *Deployer) repair(ctx context.Context, j *state.Journal) error {
 	d.log.Warn("repairing a deploy berth did not finish", "project", j.Project, "service", j.Service,
 		"step", j.Step, "committed", j.Committed)
 	var err error
@@ -72,7 +67,7 @@ func (d *Deployer) repair(ctx context.Context, j *journal) error {
 }
 
 // rollBack undoes j: every new container goes, every old one takes its name back and runs.
-func (d *Deployer) rollBack(ctx context.Context, j *journal) error {
+func (d *Deployer) rollBack(ctx context.Context, j *state.Journal) error {
 	for i := len(j.Swaps) - 1; i >= 0; i-- {
 		sw := j.Swaps[i]
 		if err := d.removeNew(ctx, j, sw); err != nil {
@@ -103,7 +98,7 @@ func (d *Deployer) rollBack(ctx context.Context, j *journal) error {
 }
 
 // rollForward finishes j: every old container goes, every new one takes its name and runs.
-func (d *Deployer) rollForward(ctx context.Context, j *journal) error {
+func (d *Deployer) rollForward(ctx context.Context, j *state.Journal) error {
 	for _, sw := range j.Swaps {
 		if sw.OldID != "" {
 			if err := d.removeContainer(ctx, sw.OldID); err != nil {
@@ -135,7 +130,7 @@ func (d *Deployer) rollForward(ctx context.Context, j *journal) error {
 
 // removeNew removes the container a swap created, found by id or, if the create's answer was
 // lost, by its temporary name, after checking it belongs to the service.
-func (d *Deployer) removeNew(ctx context.Context, j *journal, sw swap) error {
+func (d *Deployer) removeNew(ctx context.Context, j *state.Journal, sw state.Swap) error {
 	ref := sw.NewID
 	if ref == "" {
 		ref = sw.Tmp
@@ -151,7 +146,7 @@ func (d *Deployer) removeNew(ctx context.Context, j *journal, sw swap) error {
 		return unavailable("inspect new container of "+sw.Name, err)
 	}
 	if c.Container.ID == sw.OldID || c.Container.Config == nil ||
-		c.Container.Config.Labels[labelProject] != j.Project || c.Container.Config.Labels[labelService] != j.Service {
+		c.Container.Config.Labels[compose.LabelProject] != j.Project || c.Container.Config.Labels[compose.LabelService] != j.Service {
 		return nil // a name reused by someone else: not ours to remove
 	}
 	return d.removeContainer(ctx, c.Container.ID)

@@ -18,14 +18,14 @@ import (
 func TestProjectLoadsShareOnlyLaterLoads(t *testing.T) {
 	var started atomic.Int64 // how many loads have started
 	release := make(chan struct{})
-	loads := newProjectLoads(func(context.Context, ProjectSpec) (*types.Project, error) {
+	loads := newProjectLoads(func(context.Context, compose.Spec) (*types.Project, error) {
 		n := started.Add(1)
 		if n == 1 {
 			<-release // hold the first load so the burst arrives during it
 		}
 		return &types.Project{Name: string(rune('0' + n))}, nil
 	})
-	spec := ProjectSpec{Dir: "/x"}
+	spec := compose.Spec{Dir: "/x"}
 	first := make(chan *types.Project)
 	go func() {
 		p, _ := loads.get(context.Background(), spec)
@@ -73,7 +73,7 @@ func TestProjectLoadsSeeEdits(t *testing.T) {
 		}
 	}
 	loads := newProjectLoads(compose.Load)
-	spec := ProjectSpec{Dir: dir}
+	spec := compose.Spec{Dir: dir}
 	for _, image := range []string{"acme/web:1", "acme/web:2"} {
 		write(image)
 		p, err := loads.get(context.Background(), spec)

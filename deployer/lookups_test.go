@@ -46,7 +46,7 @@ func TestPushesShareEngineLookups(t *testing.T) {
 		o        Options
 		maxLists int32
 	}{
-		{"configured projects", Options{Projects: []ProjectSpec{{Dir: dir}}}, 0},
+		{"configured projects", Options{Projects: []compose.Spec{{Dir: dir}}}, 0},
 		{"discovery", Options{Discover: true}, 24}, // fewer than one per two pushes
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
@@ -59,7 +60,7 @@ func (p *parityProject) compose(args ...string) string {
 func (p *parityProject) containers() map[string]container.InspectResponse {
 	p.t.Helper()
 	ctx := context.Background()
-	res, err := p.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", labelProject+"="+p.name)})
+	res, err := p.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", compose.LabelProject+"="+p.name)})
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -76,13 +77,13 @@ func (p *parityProject) containers() map[string]container.InspectResponse {
 
 // deploy runs berth's deployer for a push of image:tag against the project and waits for it;
 // it returns the records of the deploys it set off.
-func (p *parityProject) deploy(spec ProjectSpec, repo, tag string) []Record {
+func (p *parityProject) deploy(spec compose.Spec, repo, tag string) []Record {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var mu sync.Mutex
 	var recs []Record
-	d := New(ctx, p.eng, Options{Projects: []ProjectSpec{spec}, Owners: []string{"acme"}, ForceRecreate: true, OnRecord: func(r Record) {
+	d := New(ctx, p.eng, Options{Projects: []compose.Spec{spec}, Owners: []string{"acme"}, ForceRecreate: true, OnRecord: func(r Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		recs = append(recs, r)
@@ -98,8 +99,8 @@ func (p *parityProject) deploy(spec ProjectSpec, repo, tag string) []Record {
 	return recs
 }
 
-// spec is the ProjectSpec the compose CLI would see when run in the project directory.
-func (p *parityProject) spec() ProjectSpec { return ProjectSpec{Dir: p.dir} }
+// spec is the compose.Spec the compose CLI would see when run in the project directory.
+func (p *parityProject) spec() compose.Spec { return compose.Spec{Dir: p.dir} }
 
 // upChangesNothing runs the CLI's `up -d` and fails if it recreated any container.
 func (p *parityProject) upChangesNothing(args ...string) {
@@ -161,11 +162,11 @@ func normalized(t *testing.T, c container.InspectResponse, ids map[string]string
 		cfg["Hostname"] = "<short id>"
 	}
 	labels := cfg["Labels"].(map[string]any)
-	delete(labels, labelReplace)
-	if deps, _ := labels[labelDependsOn].(string); deps != "" {
+	delete(labels, compose.LabelReplace)
+	if deps, _ := labels[compose.LabelDependsOn].(string); deps != "" {
 		parts := strings.Split(deps, ",")
 		slices.Sort(parts)
-		labels[labelDependsOn] = strings.Join(parts, ",")
+		labels[compose.LabelDependsOn] = strings.Join(parts, ",")
 	}
 	// compose builds Env and Ulimits from Go maps: their order is random even between its own runs.
 	if env, ok := cfg["Env"].([]any); ok {
@@ -405,7 +406,7 @@ func TestParityWithComposeCLI(t *testing.T) {
 				diffContainers(t, name, c, b)
 				if recreated {
 					want := strings.TrimPrefix(name, p.name+"-")
-					if r := b.Config.Labels[labelReplace]; r != want {
+					if r := b.Config.Labels[compose.LabelReplace]; r != want {
 						t.Errorf("%s: replace label %q, want %q", name, r, want)
 					}
 				}
@@ -443,7 +444,7 @@ func TestParityBerthFirst(t *testing.T) {
 				"web.env":      "FROM_FILE=yes\n",
 				"static/x":     "x",
 			})
-			d := New(context.Background(), eng, Options{Projects: []ProjectSpec{p.spec()}, Owners: []string{"acme"}, ForceRecreate: true,
+			d := New(context.Background(), eng, Options{Projects: []compose.Spec{p.spec()}, Owners: []string{"acme"}, ForceRecreate: true,
 				ComposeVersion: strings.TrimPrefix(version, "v")})
 			var mu sync.Mutex
 			var recs []Record
@@ -576,8 +577,8 @@ func TestParityFields(t *testing.T) {
 			// id does; compose's verdict on it is the up -d check below.
 			sidecar := p.name + "-sidecar-1"
 			ids := []map[string]string{
-				{ref[app].ID: "<app>", ref[sidecar].Config.Labels[labelConfigHash]: "<sidecar hash>"},
-				{got[app].ID: "<app>", got[sidecar].Config.Labels[labelConfigHash]: "<sidecar hash>"},
+				{ref[app].ID: "<app>", ref[sidecar].Config.Labels[compose.LabelConfigHash]: "<sidecar hash>"},
+				{got[app].ID: "<app>", got[sidecar].Config.Labels[compose.LabelConfigHash]: "<sidecar hash>"},
 			}
 			for name, c := range ref {
 				b := got[name]
@@ -642,7 +643,7 @@ services:
 	ctx := context.Background()
 	var mu sync.Mutex
 	var recs []Record
-	d := New(ctx, eng, Options{Projects: []ProjectSpec{layered.spec(), plain.spec()}, Owners: []string{"acme"}, ForceRecreate: true, OnRecord: func(r Record) {
+	d := New(ctx, eng, Options{Projects: []compose.Spec{layered.spec(), plain.spec()}, Owners: []string{"acme"}, ForceRecreate: true, OnRecord: func(r Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		recs = append(recs, r)

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/deployer/gate"
 	"github.com/berth-dev/berth/deployer/health"
 	"github.com/berth-dev/berth/deployer/hook"
+	"github.com/berth-dev/berth/deployer/state"
 	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -125,7 +126,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 
 	byNumber := map[int]container.Summary{}
 	for _, c := range existing {
-		n, _ := strconv.Atoi(c.Labels[labelNumber])
+		n, _ := strconv.Atoi(c.Labels[compose.LabelNumber])
 		byNumber[n] = c
 	}
 	jn := d.state.NewJournal(p.Name, s.Name)
@@ -136,7 +137,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 		old, had := byNumber[n]
 		replaces := ""
 		var inherited []container.MountPoint
-		sw := swap{Name: name, Tmp: name, StartFirst: startFirst}
+		sw := state.Swap{Name: name, Tmp: name, StartFirst: startFirst}
 		if had {
 			replaces = s.Name + "-" + strconv.Itoa(n)
 			if s.ContainerName != "" {
@@ -205,7 +206,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 // steps of their own, before the commit: pre-stop in the old container just before it is
 // stopped (start-first: once the new one passed the health check), post-start in the new one
 // right after its start, before the health check; a failing hook is undone like any step.
-func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, specs []compose.CreateSpec, olds []container.Summary, g health.Policy, hooks hook.Set) error {
+func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *state.Journal, specs []compose.CreateSpec, olds []container.Summary, g health.Policy, hooks hook.Set) error {
 	for i := range jn.Swaps {
 		sw := &jn.Swaps[i]
 		// A new replica (no old container) makes room for nobody: its Tmp is its final name.
@@ -291,7 +292,7 @@ func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *journal, spe
 
 // preStop runs the service's pre-stop hook, if it declares one, in the running old container
 // of sw as the journaled step "pre-stop"; a failure leaves that container serving.
-func (d *Deployer) preStop(ctx context.Context, prog *progress, hooks hook.Set, sw swap) error {
+func (d *Deployer) preStop(ctx context.Context, prog *progress, hooks hook.Set, sw state.Swap) error {
 	if hooks.PreStop == "" || sw.OldID == "" || !sw.OldRunning {
 		return nil
 	}
@@ -326,7 +327,7 @@ func imageLabels(img client.ImageInspectResult) map[string]string {
 }
 
 // rollBackVerified undoes jn and health-checks the previous containers that run again.
-func (d *Deployer) rollBackVerified(ctx context.Context, jn *journal, g health.Policy) error {
+func (d *Deployer) rollBackVerified(ctx context.Context, jn *state.Journal, g health.Policy) error {
 	// A deploy cancelled by shutdown must still put the old containers back.
 	ctx = context.WithoutCancel(ctx)
 	if err := jn.Write("rollback"); err != nil {
@@ -408,15 +409,15 @@ func (d *Deployer) discard(ctx context.Context, id string) {
 // serviceContainers lists the service's containers the way compose finds them, by label,
 // ordered by replica number.
 func (d *Deployer) serviceContainers(ctx context.Context, project, service string) ([]container.Summary, error) {
-	f := client.Filters{}.Add("label", labelProject+"="+project, labelService+"="+service, labelOneoff+"=False")
+	f := client.Filters{}.Add("label", compose.LabelProject+"="+project, compose.LabelService+"="+service, compose.LabelOneoff+"=False")
 	res, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, unavailable("list containers of "+service, err)
 	}
 	out := res.Items
 	slices.SortFunc(out, func(a, b container.Summary) int {
-		na, _ := strconv.Atoi(a.Labels[labelNumber])
-		nb, _ := strconv.Atoi(b.Labels[labelNumber])
+		na, _ := strconv.Atoi(a.Labels[compose.LabelNumber])
+		nb, _ := strconv.Atoi(b.Labels[compose.LabelNumber])
 		return cmp.Compare(na, nb)
 	})
 	return out, nil
@@ -463,10 +464,10 @@ func (d *Deployer) ensureNetworks(ctx context.Context, p *types.Project, s types
 		for k, v := range n.Labels {
 			labels[k] = v
 		}
-		labels[labelNetwork] = key
-		labels[labelProject] = p.Name
-		labels[labelVersion] = version
-		labels[labelConfigHash] = hash
+		labels[compose.LabelNetwork] = key
+		labels[compose.LabelProject] = p.Name
+		labels[compose.LabelVersion] = version
+		labels[compose.LabelConfigHash] = hash
 		if _, err := d.eng.NetworkCreate(ctx, n.Name, client.NetworkCreateOptions{
 			Driver: n.Driver, Options: n.DriverOpts, Internal: n.Internal, Attachable: n.Attachable, Labels: labels,
 		}); err != nil {
@@ -504,10 +505,10 @@ func (d *Deployer) ensureVolumes(ctx context.Context, p *types.Project, s types.
 		for k, val := range vol.Labels {
 			labels[k] = val
 		}
-		labels[labelVolume] = v.Source
-		labels[labelProject] = p.Name
-		labels[labelVersion] = version
-		labels[labelConfigHash] = hash
+		labels[compose.LabelVolume] = v.Source
+		labels[compose.LabelProject] = p.Name
+		labels[compose.LabelVersion] = version
+		labels[compose.LabelConfigHash] = hash
 		if _, err := d.eng.VolumeCreate(ctx, client.VolumeCreateOptions{Name: vol.Name, Driver: vol.Driver, DriverOpts: vol.DriverOpts, Labels: labels}); err != nil {
 			return fmt.Errorf("create volume %s: %w", vol.Name, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/api/types/container"
 )
@@ -45,7 +46,7 @@ func upToDate(existing []container.Summary, replicas int, imageID, hash string) 
 		return false
 	}
 	for _, c := range existing {
-		if c.ImageID != imageID || c.Labels[labelConfigHash] != hash || c.State != container.StateRunning {
+		if c.ImageID != imageID || c.Labels[compose.LabelConfigHash] != hash || c.State != container.StateRunning {
 			return false
 		}
 	}

@@ -48,7 +48,7 @@ func newRolloutProject(t *testing.T, web string, extra string) *rolloutProject {
 func (p *rolloutProject) deployer(o Options) (*Deployer, func() []Record) {
 	var mu sync.Mutex
 	var recs []Record
-	o.Projects = []ProjectSpec{{Dir: p.dir}}
+	o.Projects = []compose.Spec{{Dir: p.dir}}
 	o.Owners = []string{"acme"}
 	o.HealthSettle = cmpOr(o.HealthSettle, time.Second)
 	o.HealthTimeout = cmpOr(o.HealthTimeout, 20*time.Second)
@@ -131,14 +131,14 @@ func (p *rolloutProject) body() string {
 func (p *rolloutProject) leftovers() []string {
 	p.t.Helper()
 	res, err := p.eng.ContainerList(context.Background(), client.ContainerListOptions{All: true,
-		Filters: client.Filters{}.Add("label", labelProject+"="+p.name)})
+		Filters: client.Filters{}.Add("label", compose.LabelProject+"="+p.name)})
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	var out []string
 	seen := map[string]bool{}
 	for _, c := range res.Items {
-		key := c.Labels[labelService] + "/" + c.Labels[labelNumber]
+		key := c.Labels[compose.LabelService] + "/" + c.Labels[compose.LabelNumber]
 		if temporary(c) || seen[key] {
 			out = append(out, canonicalName(c))
 		}
@@ -326,7 +326,7 @@ func TestStartFirstProblem(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  web:\n    "+tt.service+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p, err := compose.Load(context.Background(), ProjectSpec{Dir: dir})
+		p, err := compose.Load(context.Background(), compose.Spec{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -393,7 +393,7 @@ func TestRolloutOneShotServiceMayExit(t *testing.T) {
 	if recs := records(); len(recs) != 1 || recs[0].Outcome != OutcomeDeployed {
 		t.Fatalf("outcomes %v, want deployed", outcomes(recs))
 	}
-	if c := p.web(); c.State.ExitCode != 0 || c.Config.Labels[labelImage] != c.Image {
-		t.Errorf("job exit code %d, image label %s, image %s", c.State.ExitCode, c.Config.Labels[labelImage], c.Image)
+	if c := p.web(); c.State.ExitCode != 0 || c.Config.Labels[compose.LabelImage] != c.Image {
+		t.Errorf("job exit code %d, image label %s, image %s", c.State.ExitCode, c.Config.Labels[compose.LabelImage], c.Image)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/berth-dev/berth/deployer/swarm"
 	"github.com/moby/moby/client"
@@ -61,7 +62,7 @@ func selfFromContainer(ctx context.Context, eng Engine, id string) (Self, error)
 func selfFromInspect(res client.ContainerInspectResult) Self {
 	self := Self{ContainerID: res.Container.ID}
 	if cfg := res.Container.Config; cfg != nil {
-		self.Project, self.Service = cfg.Labels[labelProject], cfg.Labels[labelService]
+		self.Project, self.Service = cfg.Labels[compose.LabelProject], cfg.Labels[compose.LabelService]
 		self.Image, _ = registry.ParseRef(cfg.Image)
 		self.SwarmService, self.Stack = cfg.Labels[swarm.LabelService], cfg.Labels[swarm.LabelStack]
 	}

@@ -23,10 +23,10 @@ func TestNeverRedeploysItself(t *testing.T) {
 	tag := deployertest.UniqueTag("self")
 	deployertest.PushHTTPImage(t, eng, "acme/berth", tag, "berth 1")
 	suffix := strings.ReplaceAll(tag, "-", "")
-	up := func(name, yaml string) ProjectSpec {
+	up := func(name, yaml string) compose.Spec {
 		dir := deployertest.WriteProject(t, name, yaml)
 		deployertest.ComposeUp(t, compose, dir)
-		return ProjectSpec{Dir: dir}
+		return compose.Spec{Dir: dir}
 	}
 	selfSpec := up("own"+suffix, fmt.Sprintf(`services:
   berth:
@@ -59,13 +59,13 @@ func TestNeverRedeploysItself(t *testing.T) {
 	}
 
 	req := Request{Source: "test", Repository: "acme/berth", Tag: tag}
-	alone := New(ctx, eng, Options{Projects: []ProjectSpec{selfSpec}, Owners: []string{"acme"}, Self: self})
+	alone := New(ctx, eng, Options{Projects: []compose.Spec{selfSpec}, Owners: []string{"acme"}, Self: self})
 	_, err = alone.Deploy(ctx, req)
 	if fault.KindOf(err) != fault.Conflict || !strings.Contains(err.Error(), own+"/berth, "+own+"/socket-proxy runs berth itself") {
 		t.Fatalf("a push matching only berth's own services gave %v, want a conflict naming them", err)
 	}
 
-	d := New(ctx, eng, Options{Projects: []ProjectSpec{selfSpec, otherSpec}, Owners: []string{"acme"}, ForceRecreate: true, Self: self})
+	d := New(ctx, eng, Options{Projects: []compose.Spec{selfSpec, otherSpec}, Owners: []string{"acme"}, ForceRecreate: true, Self: self})
 	ticket, err := d.Deploy(ctx, req)
 	if err != nil {
 		t.Fatal(err)

@@ -137,8 +137,8 @@ func (c *countingDeployer) count() int {
 // reach the deployer.
 func TestDockerHubAnswers(t *testing.T) {
 	dir := t.TempDir()
-	compose := "name: shop\nservices:\n  web:\n    image: acme/web:1.4.2\n  db:\n    image: busybox:1\n"
-	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
+	composeYAML := "name: shop\nservices:\n  web:\n    image: acme/web:1.4.2\n  db:\n    image: busybox:1\n"
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(composeYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	push := string(fixture(t, "dockerhub-push.json"))
@@ -177,7 +177,7 @@ func TestDockerHubAnswers(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			// BACKEND=compose: in auto mode every accepted push also asks the engine (Info) whether it is a swarm manager.
-			d := deployer.New(ctx, eng, deployer.Options{Owners: []string{"acme"}, Projects: []deployer.ProjectSpec{{Dir: dir}}, Backend: deployer.BackendCompose})
+			d := deployer.New(ctx, eng, deployer.Options{Owners: []string{"acme"}, Projects: []compose.Spec{{Dir: dir}}, Backend: deployer.BackendCompose})
 			counted := &countingDeployer{d: d}
 			srv := NewServer(Config{DockerHub: Secrets{dockerHubURL}}, counted, slog.New(slog.DiscardHandler))
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/compose"
 )
 
 // Logger is the logger LOG_LEVEL and LOG_FORMAT ask for, writing to w.
@@ -65,14 +66,14 @@ func (c Config) ProjectDirs() []string {
 
 // Projects turns PROJECT_DIR and the COMPOSE_* settings into the specs the deployer loads,
 // resolving compose files against each project directory as users expect of a mounted project.
-func (c Config) Projects(environ []string) []deployer.ProjectSpec {
+func (c Config) Projects(environ []string) []compose.Spec {
 	var hostDirs []string
 	if c.HostProjectDir != "" {
 		hostDirs = strings.Split(c.HostProjectDir, ",")
 	}
-	var specs []deployer.ProjectSpec
+	var specs []compose.Spec
 	for i, dir := range c.ProjectDirs() {
-		spec := deployer.ProjectSpec{Dir: dir, Name: c.ProjectName}
+		spec := compose.Spec{Dir: dir, Name: c.ProjectName}
 		if i < len(hostDirs) {
 			spec.HostDir = strings.TrimSpace(hostDirs[i])
 		}

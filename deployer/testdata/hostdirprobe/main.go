@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/compose"
 )
 
 func main() {
@@ -18,7 +19,7 @@ func main() {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	specs, err := deployer.DetectHostDirs(context.Background(), c, []deployer.ProjectSpec{{Dir: os.Args[1]}})
+	specs, err := deployer.DetectHostDirs(context.Background(), c, []compose.Spec{{Dir: os.Args[1]}})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
