@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
@@ -36,8 +37,8 @@ func (e *lookupCounter) ContainerList(ctx context.Context, o client.ContainerLis
 func TestPushesShareEngineLookups(t *testing.T) {
 	eng := deployertest.Engine(t)
 	dir := t.TempDir()
-	compose := "name: lookups\nservices:\n  web:\n    image: acme/lookups:1\n"
-	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
+	composeYAML := "name: lookups\nservices:\n  web:\n    image: acme/lookups:1\n"
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(composeYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/deployertest"
 	"github.com/berth-dev/berth/deployer/fault"
 )
@@ -18,14 +19,14 @@ import (
 // other project only, and a push that matches only berth's services is refused with a conflict.
 func TestNeverRedeploysItself(t *testing.T) {
 	eng := deployertest.Engine(t)
-	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	composeCLI := deployertest.ComposeCLI(t, "v5.6.0")
 	ctx := context.Background()
 	tag := deployertest.UniqueTag("self")
 	deployertest.PushHTTPImage(t, eng, "acme/berth", tag, "berth 1")
 	suffix := strings.ReplaceAll(tag, "-", "")
 	up := func(name, yaml string) compose.Spec {
 		dir := deployertest.WriteProject(t, name, yaml)
-		deployertest.ComposeUp(t, compose, dir)
+		deployertest.ComposeUp(t, composeCLI, dir)
 		return compose.Spec{Dir: dir}
 	}
 	selfSpec := up("own"+suffix, fmt.Sprintf(`services:
