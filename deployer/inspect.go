@@ -92,3 +92,11 @@ func (d *Deployer) containersRunning(ctx context.Context, ref, configDigest stri
 	})
 	return out, nil
 }
+
+// imageLabels is an image's config labels, empty when it has none.
+func imageLabels(img client.ImageInspectResult) map[string]string {
+	if img.Config == nil || img.Config.Labels == nil {
+		return map[string]string{}
+	}
+	return img.Config.Labels
+}

@@ -28,3 +28,16 @@ func (d *Deployer) pullPinned(ctx context.Context, ref, digest string) error {
 	}
 	return nil
 }
+
+// pull fetches ref and fails unless the engine reports the whole pull succeeded.
+func (d *Deployer) pull(ctx context.Context, ref string) error {
+	resp, err := d.eng.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: d.creds.Header(ref)})
+	if err != nil {
+		return d.creds.Explain(ref, fmt.Errorf("pull %s: %w", ref, err))
+	}
+	defer resp.Close()
+	if err := resp.Wait(ctx); err != nil {
+		return d.creds.Explain(ref, fmt.Errorf("pull %s: %w", ref, err))
+	}
+	return nil
+}

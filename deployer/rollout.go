@@ -1,10 +1,15 @@
 package deployer
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/berth-dev/berth/deployer/compose"
+	"github.com/berth-dev/berth/deployer/health"
+	"github.com/berth-dev/berth/deployer/hook"
+	"github.com/berth-dev/berth/deployer/state"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/api/types/container"
 )
@@ -14,6 +19,136 @@ const (
 	DefaultKeepImages = 2
 	DefaultRetryFor   = 10 * time.Minute
 )
+
+// rollout runs the journaled steps of one service deploy. Stop-first (compose's order): create
+// the new container under a temporary name, stop the old one and set it aside under a backup
+// name, give the new one the final name and start it, health-check, then remove the old one.
+// Start-first: create and start the new one beside the old one, health-check, take the old one
+// off its networks, stop and remove it, then give the new one the final name. Until the old
+// containers are being removed (Committed) a failure or crash is undone. Lifecycle hooks are
+// steps of their own, before the commit: pre-stop in the old container just before it is
+// stopped (start-first: once the new one passed the health check), post-start in the new one
+// right after its start, before the health check; a failing hook is undone like any step.
+func (d *Deployer) rollout(ctx context.Context, prog *progress, jn *state.Journal, specs []compose.CreateSpec, olds []container.Summary, g health.Policy, hooks hook.Set) error {
+	for i := range jn.Swaps {
+		if err := d.bringUp(ctx, prog, &jn.Swaps[i], specs[i], hooks); err != nil {
+			return err
+		}
+	}
+	for _, sw := range jn.Swaps {
+		display := cmp.Or(sw.Tmp, sw.Name)
+		if !sw.StartFirst {
+			display = sw.Name
+		}
+		// A one-shot service (its old container had exited) may exit 0; anything else must run.
+		oneShot := sw.OldID != "" && !sw.OldRunning
+		if err := prog.do("health", display, func() error { return health.Wait(ctx, d.eng, sw.NewID, display, g, oneShot) }); err != nil {
+			return err
+		}
+	}
+	for _, sw := range jn.Swaps {
+		if sw.StartFirst {
+			if err := d.preStop(ctx, prog, hooks, sw); err != nil {
+				return err
+			}
+		}
+	}
+	jn.Committed = true
+	for i, sw := range jn.Swaps {
+		if err := d.retire(ctx, prog, sw, olds[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bringUp creates sw's new container and starts it: beside the old one (start-first, or a new
+// replica, whose Tmp is its final name), or in its place once the old one is stopped and set
+// aside (stop-first).
+func (d *Deployer) bringUp(ctx context.Context, prog *progress, sw *state.Swap, spec compose.CreateSpec, hooks hook.Set) error {
+	if err := prog.do("create", sw.Tmp, func() error {
+		id, err := d.create(ctx, sw.Tmp, spec)
+		sw.NewID = id
+		return err
+	}); err != nil {
+		return err
+	}
+	if sw.OldID == "" || sw.StartFirst {
+		if err := prog.do("start", sw.Tmp, func() error { return d.start(ctx, sw.NewID, sw.Tmp) }); err != nil {
+			return err
+		}
+		return d.postStart(ctx, prog, hooks, sw.NewID, sw.Tmp)
+	}
+	if err := d.preStop(ctx, prog, hooks, *sw); err != nil {
+		return err
+	}
+	steps := []struct {
+		name, ctr string
+		fn        func() error
+	}{
+		{"stop", sw.Name, func() error { return d.stop(ctx, sw.OldID, sw.Name) }},
+		{"set-aside", sw.Backup, func() error { return d.rename(ctx, sw.OldID, sw.Name, sw.Backup) }},
+		{"rename", sw.Name, func() error { return d.rename(ctx, sw.NewID, sw.Tmp, sw.Name) }},
+		{"start", sw.Name, func() error { return d.start(ctx, sw.NewID, sw.Name) }},
+	}
+	for _, st := range steps {
+		if err := prog.do(st.name, st.ctr, st.fn); err != nil {
+			return err
+		}
+	}
+	return d.postStart(ctx, prog, hooks, sw.NewID, sw.Name)
+}
+
+// retire removes sw's old container once the deploy is committed; start-first stops it first
+// (off its networks, so DNS names only the new one) and then gives the new one its name.
+func (d *Deployer) retire(ctx context.Context, prog *progress, sw state.Swap, old container.Summary) error {
+	if sw.OldID == "" {
+		return nil
+	}
+	if sw.StartFirst {
+		if err := prog.do("stop", sw.Name, func() error {
+			d.leaveNetworks(ctx, old)
+			return d.stop(ctx, sw.OldID, sw.Name)
+		}); err != nil {
+			return err
+		}
+	}
+	if err := prog.do("remove", cmp.Or(sw.Backup, sw.Name), func() error { return d.removeContainer(ctx, sw.OldID) }); err != nil {
+		return err
+	}
+	if sw.StartFirst {
+		return prog.do("rename", sw.Name, func() error { return d.rename(ctx, sw.NewID, sw.Tmp, sw.Name) })
+	}
+	return nil
+}
+
+// preStop runs the service's pre-stop hook, if it declares one, in the running old container
+// of sw as the journaled step "pre-stop"; a failure leaves that container serving.
+func (d *Deployer) preStop(ctx context.Context, prog *progress, hooks hook.Set, sw state.Swap) error {
+	if hooks.PreStop == "" || sw.OldID == "" || !sw.OldRunning {
+		return nil
+	}
+	return prog.do("pre-stop", sw.Name, func() error {
+		if err := hook.Run(ctx, d.eng, "pre-stop", sw.OldID, hooks.PreStop, hooks.Timeout); err != nil {
+			return fmt.Errorf("%s: %w; the old container was not stopped", sw.Name, err)
+		}
+		return nil
+	})
+}
+
+// postStart runs the service's post-start hook, if it declares one, in the new container as
+// the journaled step "post-start", before the health check; a failure rolls the deploy back.
+func (d *Deployer) postStart(ctx context.Context, prog *progress, hooks hook.Set, id, name string) error {
+	if hooks.PostStart == "" {
+		return nil
+	}
+	return prog.do("post-start", name, func() error {
+		if err := hook.Run(ctx, d.eng, "post-start", id, hooks.PostStart, hooks.Timeout); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+}
 
 // StartFirstProblem says why a service that asks for deploy.update_config.order: start-first
 // cannot have it, or "" when it can (or does not ask). Two containers of one replica cannot

@@ -397,3 +397,19 @@ func TestRolloutOneShotServiceMayExit(t *testing.T) {
 		t.Errorf("job exit code %d, image label %s, image %s", c.State.ExitCode, c.Config.Labels[compose.LabelImage], c.Image)
 	}
 }
+
+// temporary says whether a container carries one of the names berth gives containers only
+// while a deploy runs (tmp or backup).
+func temporary(c container.Summary) bool {
+	n := canonicalName(c)
+	return strings.HasPrefix(n, backupPrefix) || (len(n) > 13 && n[12] == '_' && isHex(n[:12]))
+}
+
+func isHex(s string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}

@@ -2,7 +2,6 @@ package deployer
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/registry"
@@ -45,15 +44,6 @@ func FindSelf(ctx context.Context, eng Engine) (Self, error) {
 	res, found, err := inspectOwnContainer(ctx, eng)
 	if err != nil || !found {
 		return Self{}, err
-	}
-	return selfFromInspect(res), nil
-}
-
-// selfFromContainer reads the compose identity of container id.
-func selfFromContainer(ctx context.Context, eng Engine, id string) (Self, error) {
-	res, err := eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil {
-		return Self{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
 	return selfFromInspect(res), nil
 }

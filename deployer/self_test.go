@@ -51,10 +51,11 @@ func TestNeverRedeploysItself(t *testing.T) {
 		}
 		ids[name] = res.Container.ID
 	}
-	self, err := selfFromContainer(ctx, eng, ids[own+"-berth-1"])
+	ownContainer, err := eng.ContainerInspect(ctx, ids[own+"-berth-1"], client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	self := selfFromInspect(ownContainer)
 	if self.Project != own || self.Service != "berth" {
 		t.Fatalf("self = %+v, want %s/berth", self, own)
 	}

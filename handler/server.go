@@ -105,33 +105,12 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 	seen := newRecent(cfg.RecentDeliveries)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		attrs := []any{"remote", r.RemoteAddr}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		src, dl, err := readDelivery(w, r, sources, now)
+		if src != nil {
+			attrs = append(attrs, "source", src.name())
+		}
 		if err != nil {
 			writeError(w, log, webhookRefused, err, attrs...)
-			return
-		}
-		src, err := sources.detect(r, body)
-		if err != nil {
-			writeError(w, log, webhookRefused, err, attrs...)
-			return
-		}
-		attrs = append(attrs, "source", src.name())
-		noteSource(r, src.name())
-		if err := src.enabled(); err != nil {
-			writeError(w, log, webhookRefused, err, attrs...)
-			return
-		}
-		if err := src.authenticate(r, body, now()); err != nil {
-			writeError(w, log, webhookRefused, err, attrs...)
-			return
-		}
-		dl, err := src.parse(r, body)
-		if err != nil {
-			writeError(w, log, webhookRefused, err, attrs...)
-			return
-		}
-		if len(dl.pushes) > maxPushes {
-			writeError(w, log, webhookRefused, badRequest("the delivery reports %d pushes; berth accepts at most %d in one call", len(dl.pushes), maxPushes), attrs...)
 			return
 		}
 		res := webhookResult{Status: "ignored", Source: src.name(), Services: []string{}, Reason: dl.ignored}
@@ -182,6 +161,35 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 			"services", strings.Join(res.Services, ","), "reason", res.Reason)...)
 		writeJSON(w, status, res)
 	})
+}
+
+// readDelivery reads the request's body, finds its sender, checks the sender is enabled and
+// the call authentic, and parses the pushes it reports. src is set once the sender is known,
+// even when a later check fails, so the refusal can name it.
+func readDelivery(w http.ResponseWriter, r *http.Request, sources sources, now func() time.Time) (source, delivery, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return nil, delivery{}, err
+	}
+	src, err := sources.detect(r, body)
+	if err != nil {
+		return nil, delivery{}, err
+	}
+	noteSource(r, src.name())
+	if err := src.enabled(); err != nil {
+		return src, delivery{}, err
+	}
+	if err := src.authenticate(r, body, now()); err != nil {
+		return src, delivery{}, err
+	}
+	dl, err := src.parse(r, body)
+	if err != nil {
+		return src, delivery{}, err
+	}
+	if len(dl.pushes) > maxPushes {
+		return src, delivery{}, badRequest("the delivery reports %d pushes; berth accepts at most %d in one call", len(dl.pushes), maxPushes)
+	}
+	return src, dl, nil
 }
 
 func handleHealthz() http.Handler {

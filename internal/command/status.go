@@ -68,9 +68,14 @@ func Status(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := json.Unmarshal(body, &ans); err != nil {
 		return fmt.Errorf("berth at %s answered no status JSON: %w", *base, err)
 	}
+	return printStatus(stdout, ans.Services)
+}
+
+// printStatus writes the services as a table, then a line per image a service rolled back from.
+func printStatus(stdout io.Writer, services []deployer.ServiceStatus) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tIMAGE\tVERSION\tDIGEST\tCREATED\tDEPLOYS\tCONTAINERS")
-	for _, s := range ans.Services {
+	for _, s := range services {
 		var cs []string
 		for _, c := range s.Containers {
 			cs = append(cs, c.Name+" "+c.State+strings.TrimSuffix(" "+c.Health, " "))
@@ -93,7 +98,7 @@ func Status(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, s := range ans.Services {
+	for _, s := range services {
 		for _, f := range s.FailedImages {
 			fmt.Fprintf(stdout, "%s/%s rolled back from %s at %s (%s); a push of it is skipped, `berth deploy %s/%s` tries it\n",
 				s.Project, s.Service, f.ID, f.At.UTC().Format(time.DateTime), f.Reason, s.Project, s.Service)

@@ -8,9 +8,9 @@ import (
 
 	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/health"
 	"github.com/berth-dev/berth/deployer/state"
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -64,6 +64,27 @@ func (d *Deployer) repair(ctx context.Context, j *state.Journal) error {
 		return err
 	}
 	return j.Finish()
+}
+
+// rollBackVerified undoes jn and health-checks the previous containers that run again.
+func (d *Deployer) rollBackVerified(ctx context.Context, jn *state.Journal, g health.Policy) error {
+	// A deploy cancelled by shutdown must still put the old containers back.
+	ctx = context.WithoutCancel(ctx)
+	if err := jn.Write("rollback"); err != nil {
+		return err
+	}
+	if err := d.rollBack(ctx, jn); err != nil {
+		return err
+	}
+	for _, sw := range jn.Swaps {
+		if sw.OldID == "" || !sw.OldRunning {
+			continue
+		}
+		if err := health.Wait(ctx, d.eng, sw.OldID, sw.Name, g, false); err != nil {
+			return fmt.Errorf("previous container: %w", err)
+		}
+	}
+	return nil
 }
 
 // rollBack undoes j: every new container goes, every old one takes its name back and runs.
@@ -150,38 +171,6 @@ func (d *Deployer) removeNew(ctx context.Context, j *state.Journal, sw state.Swa
 		return nil // a name reused by someone else: not ours to remove
 	}
 	return d.removeContainer(ctx, c.Container.ID)
-}
-
-// removeContainer stops and removes id; a container already gone is fine.
-func (d *Deployer) removeContainer(ctx context.Context, id string) error {
-	_, err := d.eng.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("remove %s: %w", short(id), err)
-	}
-	return nil
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
-// temporary says whether a container carries one of the names berth gives containers only
-// while a deploy runs (tmp or backup), for tests and `berth check`.
-func temporary(c container.Summary) bool {
-	n := canonicalName(c)
-	return strings.HasPrefix(n, backupPrefix) || (len(n) > 13 && n[12] == '_' && isHex(n[:12]))
-}
-
-func isHex(s string) bool {
-	for _, r := range s {
-		if !strings.ContainsRune("0123456789abcdef", r) {
-			return false
-		}
-	}
-	return true
 }
 
 // backupPrefix starts the name an old container takes while its replacement is health-gated.
