@@ -64,7 +64,7 @@ type Options struct {
 	// Backend is BackendAuto (""), BackendCompose or BackendSwarm: see swarm.go.
 	Backend string
 	// RegistryAuth gives the credentials forwarded to the swarm's nodes with a service update;
-	// image inspection tries them before the Docker config.json keychain's (DOCKER_CONFIG).
+	// image inspection tries them before the pull logins (Credentials).
 	RegistryAuth registry.Credentials
 	// SwarmTimeout bounds the wait for a swarm service update, and again for its rollback; default 5m.
 	SwarmTimeout time.Duration
@@ -158,7 +158,7 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 		o.KeepImages = DefaultKeepImages
 	}
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
-		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: o.RegistryAuth.Keychain(), gate: o.Gate,
+		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: authn.NewMultiKeychain(o.RegistryAuth.Keychain(), o.Credentials.Keychain()), gate: o.Gate,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth,
 		state: state.New(o.StateDir), healthTimeout: cmp.Or(o.HealthTimeout, health.DefaultTimeout), healthSettle: cmp.Or(o.HealthSettle, health.DefaultSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,

@@ -163,11 +163,9 @@ func (c Credentials) Explain(ref string, err error) error {
 	return fault.Errorf(fault.Forbidden, "%w; berth has no login for registry %s: add one to DOCKER_CONFIG's config.json or set PULL_CREDENTIALS=%s=user:password", err, host, host)
 }
 
-// Keychain is what image inspection authenticates with: these logins first (the ones berth
-// was given on purpose), then the Docker config.json keychain's (DOCKER_CONFIG).
-func (c Credentials) Keychain() authn.Keychain {
-	return authn.NewMultiKeychain(keychain{c}, authn.DefaultKeychain)
-}
+// Keychain is these logins as image inspection authenticates with them. It reads no file and
+// no environment of its own: berth's configuration already loaded every login it may use.
+func (c Credentials) Keychain() authn.Keychain { return keychain{c} }
 
 // keychain resolves a registry to its login in Credentials, anonymous when there is none.
 type keychain struct{ c Credentials }

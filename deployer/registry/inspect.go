@@ -45,12 +45,12 @@ type HistoryEntry struct {
 	EmptyLayer bool      `json:"empty_layer"`
 }
 
-// Inspect reads ref's manifest summary from its registry, authenticating with kc (the
-// Docker config.json keychain when nil). Registries on loopback or private addresses are
+// Inspect reads ref's manifest summary from its registry, authenticating with kc (anonymous
+// when nil). Registries on loopback or private addresses are
 // spoken to over plain HTTP, as the Docker CLI does for localhost.
 func Inspect(ctx context.Context, ref string, kc authn.Keychain) (ImageInfo, error) {
 	if kc == nil {
-		kc = authn.DefaultKeychain
+		kc = authn.NewMultiKeychain()
 	}
 	r, err := name.ParseReference(ref)
 	if err != nil {
