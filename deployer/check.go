@@ -2,8 +2,6 @@ package deployer
 
 import (
 	"context"
-	"maps"
-	"slices"
 
 	"github.com/moby/moby/api/types/container"
 
@@ -28,22 +26,19 @@ type ServiceCheck struct {
 // policy, and whether the image's registry answers with berth's login. Projects that do not
 // load are reported by Projects.
 func (d *Deployer) CheckServices(ctx context.Context) ([]ServiceCheck, error) {
-	specs, err := d.projectSpecs(ctx)
+	projects, err := d.servedProjects(ctx, compose.Load, skipUnloadable)
 	if err != nil {
 		return nil, err
 	}
 	var out []ServiceCheck
 	resolved := map[string]error{}
-	for _, spec := range specs {
-		p, err := compose.Load(ctx, spec)
-		if err != nil || !d.filter.allows(p.Name) {
-			continue
-		}
+	for _, sp := range projects {
+		p := sp.project
 		rule := compose.HashRule(compose.VersionFor(d.version, nil))
 		if existing, err := d.projectContainers(ctx, p.Name); err == nil {
 			rule = compose.HashRule(compose.VersionFor(d.version, existing))
 		}
-		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+		for _, name := range serviceNames(p) {
 			s := p.Services[name]
 			c := ServiceCheck{Project: p.Name, Service: name, Image: s.Image, Skipped: d.selects(s.Labels), TagPolicy: tagPolicy(s.Labels),
 				HashRule: rule, StartFirst: StartFirstProblem(s)}

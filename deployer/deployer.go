@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -214,7 +213,13 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 	t := Ticket{ID: newID(), Image: pushed.Familiar(), Services: []string{}}
 	var jobs []job
 	var skipped []string
-	specs, err := d.projectSpecs(ctx)
+	projects, err := d.servedProjects(ctx, d.loads.get, func(spec compose.Spec, err error) error {
+		if !d.discover {
+			return err
+		}
+		d.log.Warn("discovered project does not load; skipped", "project", spec.Name, "err", err)
+		return nil
+	})
 	if err != nil {
 		return Ticket{}, nil, err
 	}
@@ -222,20 +227,9 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 	if err != nil {
 		return Ticket{}, nil, err
 	}
-	for _, spec := range specs {
-		p, err := d.loads.get(ctx, spec)
-		if err != nil && d.discover {
-			d.log.Warn("discovered project does not load; skipped", "project", spec.Name, "err", err)
-			continue
-		}
-		if err != nil {
-			return Ticket{}, nil, err
-		}
-		if !d.filter.allows(p.Name) {
-			d.log.Debug("project not allowed by PROJECTS/SKIP_PROJECTS; skipped", "project", p.Name)
-			continue
-		}
-		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+	for _, sp := range projects {
+		p := sp.project
+		for _, name := range serviceNames(p) {
 			ref, err := registry.ParseRef(p.Services[name].Image)
 			if err != nil || !registry.TracksTag(ref, pushed) {
 				continue
@@ -248,7 +242,7 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 				skipped = append(skipped, p.Name+"/"+name)
 				continue
 			}
-			jobs = append(jobs, job{id: t.ID, req: req, image: pushed, project: spec, projectName: p.Name, service: name})
+			jobs = append(jobs, job{id: t.ID, req: req, image: pushed, project: sp.spec, projectName: p.Name, service: name})
 			t.Services = append(t.Services, p.Name+"/"+name)
 		}
 	}
@@ -269,64 +263,6 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 		d.log.Warn("push matches berth's own services; deploying the others only", "deploy", t.ID, "skipped", strings.Join(skipped, ","), "err", err)
 	}
 	return t, jobs, nil
-}
-
-// projectSpecs is the projects a push is matched against: the configured ones, or the ones
-// discovered on the engine now that berth may touch and can read.
-func (d *Deployer) projectSpecs(ctx context.Context) ([]compose.Spec, error) {
-	if d.backend == BackendSwarm {
-		return nil, nil
-	}
-	if !d.discover {
-		return d.projects, nil
-	}
-	found, err := d.discoveries.Do(ctx, "", func(ctx context.Context) ([]DiscoveredProject, error) {
-		return Discover(ctx, d.eng, d.discoverOptions())
-	})
-	if err != nil {
-		return nil, err
-	}
-	var specs []compose.Spec
-	for _, p := range found {
-		switch {
-		case !p.Allowed:
-			continue
-		case !p.Readable:
-			d.log.Warn("discovered project cannot be read; skipped", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
-			continue
-		case p.Problem != "":
-			// One broken project on the host must not stop the others' deploys.
-			d.log.Warn("discovered project does not load; skipped", "project", p.Name, "problem", p.Problem)
-			continue
-		}
-		specs = append(specs, p.Spec)
-	}
-	return specs, nil
-}
-
-func (d *Deployer) discoverOptions() DiscoverOptions {
-	return DiscoverOptions{Filter: d.filter, Self: d.self, Environ: d.environ}
-}
-
-// Projects lists the compose projects berth would serve now (discovered or configured), for
-// `berth check`: which it may touch, which it can read, and the mount that would fix the others.
-func (d *Deployer) Projects(ctx context.Context) ([]DiscoveredProject, error) {
-	if d.discover {
-		return Discover(ctx, d.eng, d.discoverOptions())
-	}
-	var out []DiscoveredProject
-	for _, spec := range d.projects {
-		p := DiscoveredProject{Name: spec.Name, WorkingDir: cmp.Or(spec.HostDir, spec.Dir), Spec: spec}
-		loaded, err := compose.Load(ctx, spec)
-		if err != nil {
-			p.Problem = err.Error()
-		} else {
-			p.Name, p.Readable, p.ConfigFiles = loaded.Name, true, loaded.ComposeFiles
-		}
-		p.Allowed = d.filter.allows(p.Name)
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // Wait blocks until every queued deploy has finished, or ctx ends.

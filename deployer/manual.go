@@ -47,18 +47,15 @@ func (d *Deployer) findService(ctx context.Context, service string) (key, image 
 	if !qualified {
 		wantProject, wantService = "", service
 	}
-	specs, err := d.projectSpecs(ctx)
+	projects, err := d.servedProjects(ctx, compose.Load, func(_ compose.Spec, err error) error { return err })
 	if err != nil {
 		return "", "", err
 	}
 	var found []string
 	images := map[string]string{}
-	for _, spec := range specs {
-		p, err := compose.Load(ctx, spec)
-		if err != nil {
-			return "", "", err
-		}
-		if !d.filter.allows(p.Name) || (wantProject != "" && p.Name != wantProject) {
+	for _, sp := range projects {
+		p := sp.project
+		if wantProject != "" && p.Name != wantProject {
 			continue
 		}
 		if s, ok := p.Services[wantService]; ok {

@@ -3,8 +3,6 @@ package deployer
 import (
 	"context"
 	"errors"
-	"maps"
-	"slices"
 
 	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/gate"
@@ -23,17 +21,14 @@ type ServicePolicy struct {
 // Policies lists the gate and hooks of every service of the projects berth serves now,
 // touching nothing. A malformed label is reported in Problem, as the deploy would refuse it.
 func (d *Deployer) Policies(ctx context.Context) ([]ServicePolicy, error) {
-	specs, err := d.projectSpecs(ctx)
+	projects, err := d.servedProjects(ctx, compose.Load, skipUnloadable)
 	if err != nil {
 		return nil, err
 	}
 	var out []ServicePolicy
-	for _, spec := range specs {
-		p, err := compose.Load(ctx, spec)
-		if err != nil || !d.filter.allows(p.Name) {
-			continue // Projects reports projects that do not load
-		}
-		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+	for _, sp := range projects {
+		p := sp.project
+		for _, name := range serviceNames(p) {
 			sp := ServicePolicy{Project: p.Name, Service: name}
 			labels := p.Services[name].Labels
 			var gerr, herr error

@@ -2,8 +2,6 @@ package deployer
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -44,21 +42,17 @@ const ociLabelPrefix = "org.opencontainers.image."
 // Services reports every service of the projects berth serves, sorted by project and service.
 // A project that does not load is skipped (berth check says why).
 func (d *Deployer) Services(ctx context.Context) ([]ServiceStatus, error) {
-	specs, err := d.projectSpecs(ctx)
+	projects, err := d.servedProjects(ctx, compose.Load, func(spec compose.Spec, err error) error {
+		d.log.Warn("project does not load; left out of the status", "dir", spec.Dir, "err", err)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	out := []ServiceStatus{}
-	for _, spec := range specs {
-		p, err := compose.Load(ctx, spec)
-		if err != nil {
-			d.log.Warn("project does not load; left out of the status", "dir", spec.Dir, "err", err)
-			continue
-		}
-		if !d.filter.allows(p.Name) {
-			continue
-		}
-		for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+	for _, sp := range projects {
+		p := sp.project
+		for _, name := range serviceNames(p) {
 			s := p.Services[name]
 			st, err := d.serviceStatus(ctx, p.Name, name, s.Image)
 			if err != nil {
