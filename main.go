@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,9 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args, os.Getenv, os.Environ(), os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "berth:", err)
+		if errors.As(err, new(command.UsageError)) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
@@ -44,12 +48,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	case "check":
 		return command.Check(ctx, rest, env, stdout, stderr)
 	case "socket-proxy":
-		return command.SocketProxy(ctx, getenv, stderr)
+		return command.SocketProxy(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
-		return command.Version(stdout)
+		return command.Version(rest, stdout)
 	case "help", "-h", "--help":
 		return command.Help(stdout)
 	default:
-		return fmt.Errorf("unknown command %q; run berth help", cmd)
+		return command.Usagef("unknown command %q; run berth help", cmd)
 	}
 }

@@ -2,7 +2,6 @@ package command
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,7 +23,7 @@ func Deploy(ctx context.Context, args []string, env Env, stdout, stderr io.Write
 		return noHelp(err)
 	}
 	if fs.NArg() != 1 {
-		return errors.New("deploy needs exactly one SERVICE (service or project/service); see berth deploy --help")
+		return Usagef("deploy needs exactly one SERVICE (service or project/service); see berth deploy --help")
 	}
 	var mu sync.Mutex
 	var records []deployer.Record

@@ -18,7 +18,10 @@ import (
 )
 
 // SocketProxy is `berth socket-proxy`: it serves the filtering Docker socket proxy until ctx ends.
-func SocketProxy(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+func SocketProxy(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if err := noArgs("socket-proxy", args, stdout, socketProxyDoc); err != nil {
+		return noHelp(err)
+	}
 	pc, err := config.LoadProxy(getenv)
 	if err != nil {
 		return err
@@ -77,3 +80,12 @@ func groups() []int {
 	g, _ := os.Getgroups()
 	return g
 }
+
+const socketProxyDoc = `Serve a filtering proxy of the Docker socket that forwards only the Engine API calls berth makes.
+Configured by environment variables:
+  SOCKET_PROXY_LISTEN    where to listen (default 127.0.0.1:2375; ":2375" for every interface,
+                         e.g. on a compose network only berth shares; unix:///path for a socket file)
+  SOCKET_PROXY_SOCKET    the engine's socket (default /var/run/docker.sock)
+  SOCKET_PROXY_EXEC      allow exec, for gates and hooks (default false)
+  SOCKET_PROXY_SWARM     allow the swarm calls (default false)
+  SOCKET_PROXY_READONLY  allow only reads (default false)`

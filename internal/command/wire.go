@@ -80,7 +80,7 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, more func(d
 	}
 	w.notifier = notify.New(cfg.Notify, notify.Options{Timeout: cfg.NotifyTimeout, Logger: w.log})
 	var d *deployer.Deployer
-	w.metrics = handler.NewMetrics(version(), func() int { return d.QueueDepth() })
+	w.metrics = handler.NewMetrics(func() string { v, _, _ := buildVersion(); return v }(), func() int { return d.QueueDepth() })
 	d = deployer.New(deployCtx, w.docker, deployer.Options{
 		Projects:       projects,
 		Owners:         cfg.Owner,

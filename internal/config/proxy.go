@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// Proxy configures `berth socket-proxy`, read from the environment.
+// Proxy configures `berth socket-proxy`, read from the environment. It listens on loopback
+// unless SOCKET_PROXY_LISTEN asks for more: an unauthenticated Engine API is never exposed by default.
 type Proxy struct {
-	Listen          string        `envconfig:"SOCKET_PROXY_LISTEN" default:":2375"`
+	Listen          string        `envconfig:"SOCKET_PROXY_LISTEN" default:"127.0.0.1:2375"`
 	Socket          string        `envconfig:"SOCKET_PROXY_SOCKET" default:"/var/run/docker.sock"`
 	Exec            bool          `envconfig:"SOCKET_PROXY_EXEC" default:"false"`
 	Swarm           bool          `envconfig:"SOCKET_PROXY_SWARM" default:"false"`
