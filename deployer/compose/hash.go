@@ -274,15 +274,23 @@ func jsonHash(v any) (string, error) {
 // sets create_host_path, which compose v2.40 hashes and compose-go v2.10+ no longer tells
 // apart. It reads the project's raw model without defaults, where a short-syntax bind says
 // create_host_path: true and a long one only what was written.
-// Known issue (#18), kept as is here: this second pass does not get the same environment/.env
-// options as Load's first.
+// It is built from the same spec and options as Load's pass, so it sees the same environment.
 func markBindsAsWritten(ctx context.Context, spec Spec, project *types.Project) error {
 	if !slices.ContainsFunc(slices.Collect(maps.Values(project.Services)), hasBindOptions) {
 		return nil
 	}
+	var opts *cli.ProjectOptions
 	opts, err := projectOptions(spec, cli.WithLoadOptions(func(o *loader.Options) {
 		o.SkipDefaultValues = true
 		o.SkipValidation = true
+		// compose-go's LoadModel interpolates with an empty environment (its ConfigDetails lack
+		// the one the options built from Environ, --env-file and .env); LoadProject does not.
+		if o.Interpolate != nil {
+			o.Interpolate.LookupValue = func(k string) (string, bool) {
+				v, ok := opts.Environment[k]
+				return v, ok
+			}
+		}
 	}))
 	if err != nil {
 		return fault.Errorf(fault.Invalid, "compose project in %s: %w", spec.Dir, err)
