@@ -34,6 +34,10 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 		return err
 	}
 	cfg, log, d := w.cfg, w.log, w.deployer
+	if err := loadConfigured(ctx, cfg.Discover(), d); err != nil {
+		w.close(ctx)
+		return err
+	}
 	if err := d.Reconcile(ctx); err != nil {
 		// The engine may not be up yet; each service's next deploy repairs it too.
 		log.Error("repair unfinished deploys", "err", err)
@@ -121,4 +125,22 @@ func logDiscovered(ctx context.Context, d *deployer.Deployer, log *slog.Logger) 
 				"profiles", strings.Join(p.Spec.Profiles, ","))
 		}
 	}
+}
+
+// loadConfigured stops berth at start when a project PROJECT_DIR names does not load: every
+// push would fail the same way, and the sender would be the first to know.
+func loadConfigured(ctx context.Context, discover bool, d *deployer.Deployer) error {
+	if discover {
+		return nil
+	}
+	projects, err := d.Projects(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range projects {
+		if p.Problem != "" {
+			return fmt.Errorf("the project in %s does not load: %s; fix its compose files (docker compose config shows the same error) or PROJECT_DIR", p.Spec.Dir, p.Problem)
+		}
+	}
+	return nil
 }

@@ -3,7 +3,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +21,7 @@ const minSecretLen = 16
 
 // Config is berth's whole configuration, read from the environment.
 type Config struct {
-	Owner           []string      `envconfig:"OWNER" required:"true"`
+	Owner           []string      `envconfig:"OWNER"`
 	ProjectDir      string        `envconfig:"PROJECT_DIR"`      // one or more directories, comma-separated; unset: discover
 	HostProjectDir  string        `envconfig:"HOST_PROJECT_DIR"` // their host paths, when berth cannot inspect its own mounts
 	ComposeFile     string        `envconfig:"COMPOSE_FILE"`
@@ -126,7 +128,33 @@ func Load(getenv func(string) string) (Config, error) {
 		*v.dst(&c.Webhooks) = handler.ParseSecrets(value)
 	}
 	c.Webhooks.DistributionHost = c.DistributionHost
-	return c, c.loadOps(getenv)
+	for i, o := range c.Owner {
+		c.Owner[i] = strings.TrimSpace(o)
+	}
+	if err := c.loadOps(getenv); err != nil {
+		return c, err
+	}
+	return c, c.checkProjectDirs()
+}
+
+// checkProjectDirs stops berth at start when a PROJECT_DIR entry is not a directory berth can
+// see, instead of answering every webhook with a load error.
+func (c Config) checkProjectDirs() error {
+	if c.Discover() {
+		return nil
+	}
+	for _, dir := range c.ProjectDirs() {
+		st, err := os.Stat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("PROJECT_DIR=%s does not exist as berth sees it; mount the project directory into berth's container at that path, or fix PROJECT_DIR", dir)
+		case err != nil:
+			return fmt.Errorf("PROJECT_DIR=%s: %w", dir, err)
+		case !st.IsDir():
+			return fmt.Errorf("PROJECT_DIR=%s is a file; set it to the directory that holds the compose file (or name the file with COMPOSE_FILE)", dir)
+		}
+	}
+	return nil
 }
 
 // ReadSecret reads a secret from VAR, or from the file VAR_FILE names (lines become commas).

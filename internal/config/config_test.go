@@ -162,3 +162,40 @@ func TestExposureConfig(t *testing.T) {
 		t.Error("HTTP_ADDR=off still listens")
 	}
 }
+
+// TestStartupValidation: each misconfiguration a first run meets stops berth at start with one
+// line naming the fix, and the valid forms load.
+func TestStartupValidation(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "compose.yaml")
+	if err := os.WriteFile(file, []byte("services: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string // "" loads
+	}{
+		{map[string]string{}, "OWNER is not set; set it to the registry namespace(s)"},
+		{map[string]string{"OWNER": ""}, "OWNER is not set"},
+		{map[string]string{"OWNER": " , "}, "OWNER=, has an empty entry"},
+		{map[string]string{"OWNER": "acme,"}, "OWNER=acme, has an empty entry; remove the stray comma"},
+		{map[string]string{"OWNER": "acme/web"}, `"acme/web" contains a slash; give the namespace only`},
+		{map[string]string{"OWNER": "Acme"}, `"Acme" is not a registry namespace; namespaces are lowercase letters and digits, with . _ - between them (e.g. OWNER=acme)`},
+		{map[string]string{"OWNER": "acme-"}, "is not a registry namespace"},
+		{map[string]string{"OWNER": "acme", "PROJECT_DIR": filepath.Join(dir, "nonexistent")}, "does not exist as berth sees it; mount the project directory"},
+		{map[string]string{"OWNER": "acme", "PROJECT_DIR": file}, "is a file; set it to the directory"},
+		{map[string]string{"OWNER": "acme, acme-ci,library,my_org.x", "PROJECT_DIR": dir}, ""},
+		{map[string]string{"OWNER": "acme"}, ""},
+	} {
+		tc.env["SECRET"] = "0123456789abcdef0123"
+		c, err := Load(func(k string) string { return tc.env[k] })
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v, want it to load", tc.env, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n")):
+			t.Errorf("%v: error %v, want one line containing %q", tc.env, err, tc.want)
+		case tc.want == "" && slices.Contains(c.Owner, " acme-ci"):
+			t.Errorf("OWNER entries kept their spaces: %q", c.Owner)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -17,10 +18,10 @@ import (
 // Validate rejects values the loader lets through (blank list entries, out-of-range numbers,
 // settings that contradict each other).
 func (c Config) Validate() error {
-	c.Owner = slices.DeleteFunc(c.Owner, func(s string) bool { return strings.TrimSpace(s) == "" })
+	if err := c.validateOwner(); err != nil {
+		return err
+	}
 	switch {
-	case len(c.Owner) == 0:
-		return errors.New("OWNER is empty; set it to the Docker Hub namespace(s) whose pushes berth may deploy, e.g. OWNER=acme")
 	case c.Parallel < 1:
 		return fmt.Errorf("PARALLEL=%d must be at least 1", c.Parallel)
 	case !slices.Contains([]string{"", deployer.BackendAuto, deployer.BackendCompose, deployer.BackendSwarm}, c.Backend):
@@ -59,6 +60,30 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.validateCredentials()
+}
+
+// namespacePattern is one registry namespace as berth compares it: the path component before
+// the repository's first slash (the distribution spec's path-component grammar).
+var namespacePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+
+// validateOwner wants OWNER set, without blank entries, and each entry a namespace a push can
+// carry, so a typo stops berth at start instead of refusing every push.
+func (c Config) validateOwner() error {
+	joined := strings.Join(c.Owner, ",")
+	if strings.TrimSpace(joined) == "" {
+		return errors.New("OWNER is not set; set it to the registry namespace(s) whose pushes berth may deploy, e.g. OWNER=acme (several: OWNER=acme,acme-ci)")
+	}
+	for _, o := range c.Owner {
+		switch {
+		case o == "":
+			return fmt.Errorf("OWNER=%s has an empty entry; remove the stray comma", joined)
+		case strings.Contains(o, "/"):
+			return fmt.Errorf("OWNER=%s: %q contains a slash; give the namespace only (the part of a repository before its first /), e.g. OWNER=%s", joined, o, strings.SplitN(o, "/", 2)[0])
+		case !namespacePattern.MatchString(o):
+			return fmt.Errorf("OWNER=%s: %q is not a registry namespace; namespaces are lowercase letters and digits, with . _ - between them (e.g. OWNER=%s)", joined, o, strings.ToLower(o))
+		}
+	}
+	return nil
 }
 
 // validateAPIAndGate checks API_TOKEN's strength and that the GATE_* variables make one gate.
