@@ -79,5 +79,5 @@ func (dockerHub) parse(_ *http.Request, body []byte) (delivery, error) {
 	// Docker Hub gives no delivery id, but a multi-arch push can arrive as several
 	// byte-identical deliveries (same pushed_at): the body's hash makes them one.
 	sum := sha256.Sum256(body)
-	return delivery{pushes: []push{{id: hex.EncodeToString(sum[:]), req: req}}}, nil
+	return delivery{pushes: []push{{id: hex.EncodeToString(sum[:]), bodyID: true, req: req}}}, nil
 }

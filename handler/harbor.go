@@ -97,7 +97,7 @@ func (harbor) parse(_ *http.Request, body []byte) (delivery, error) {
 		if !at.IsZero() {
 			req.PushedAt = at.UTC()
 		}
-		dl.pushes = append(dl.pushes, push{id: id, req: req})
+		dl.pushes = append(dl.pushes, push{id: id, bodyID: p.ID == "", req: req})
 	}
 	if len(dl.pushes) == 0 {
 		dl.ignored = "no tagged artifact in the Harbor push"

@@ -11,10 +11,11 @@ import (
 const maxSkew = 5 * time.Minute
 
 // recent remembers the last delivery keys it was given, up to a fixed number, oldest forgotten
-// first. Keys are stored as hashes, so a long id costs no more memory than a short one.
+// first; a key added with a time to live is forgotten when that passes. Keys are stored as
+// hashes, so a long id costs no more memory than a short one.
 type recent struct {
 	mu   sync.Mutex
-	set  map[[sha256.Size]byte]struct{}
+	set  map[[sha256.Size]byte]time.Time // key → when it expires; zero: never
 	ring [][sha256.Size]byte
 	next int
 }
@@ -23,16 +24,25 @@ func newRecent(size int) *recent {
 	if size <= 0 {
 		size = 4096
 	}
-	return &recent{set: make(map[[sha256.Size]byte]struct{}, size), ring: make([][sha256.Size]byte, 0, size)}
+	return &recent{set: make(map[[sha256.Size]byte]time.Time, size), ring: make([][sha256.Size]byte, 0, size)}
 }
 
-// add records key and reports whether it was new.
-func (r *recent) add(key string) bool {
+// add records key at now, remembered for ttl (0: until pushed out), and reports whether it
+// was new or had expired.
+func (r *recent) add(key string, now time.Time, ttl time.Duration) bool {
 	h := sha256.Sum256([]byte(key))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.set[h]; ok {
-		return false
+	expires := time.Time{}
+	if ttl > 0 {
+		expires = now.Add(ttl)
+	}
+	if until, ok := r.set[h]; ok {
+		if until.IsZero() || now.Before(until) {
+			return false
+		}
+		r.set[h] = expires // its ring slot is still its own
+		return true
 	}
 	if len(r.ring) < cap(r.ring) {
 		r.ring = append(r.ring, h)
@@ -41,7 +51,7 @@ func (r *recent) add(key string) bool {
 		r.ring[r.next] = h
 		r.next = (r.next + 1) % len(r.ring)
 	}
-	r.set[h] = struct{}{}
+	r.set[h] = expires
 	return true
 }
 

@@ -73,10 +73,17 @@ type delivery struct {
 }
 
 // push is one pushed tag, with the sender's id for it (empty when the sender gives none).
+// bodyID marks an id berth made from the body's hash, for senders that give none: the same
+// body re-sent later is a new deploy check, so such ids are remembered for bodyIDWindow only.
 type push struct {
-	id  string
-	req deployer.Request
+	id     string
+	bodyID bool
+	req    deployer.Request
 }
+
+// bodyIDWindow is how long a body-hash id counts as a duplicate: long enough to fold the
+// identical deliveries of one multi-arch push, short enough that a body re-sent by hand deploys.
+const bodyIDWindow = 2 * time.Minute
 
 // NewServer returns berth's HTTP handler with every route.
 func NewServer(cfg Config, d Deployer, log *slog.Logger) http.Handler {
@@ -120,7 +127,11 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 			key := ""
 			if p.id != "" {
 				key = src.name() + "\x00" + p.id + "\x00" + p.req.Repository + ":" + p.req.Tag
-				if !seen.add(key) {
+				ttl := time.Duration(0)
+				if p.bodyID {
+					ttl = bodyIDWindow
+				}
+				if !seen.add(key, now(), ttl) {
 					duplicates++
 					log.Info("duplicate delivery", attrs...)
 					continue

@@ -302,18 +302,36 @@ func TestDuplicateDeliveries(t *testing.T) {
 	tests := []struct {
 		name string
 		call call
+		// bodyID: the sender gives no delivery id, so the body's hash stands in for one and the
+		// same body re-sent after bodyIDWindow deploys again.
+		bodyID bool
 	}{
-		{"dockerhub identical multi-arch deliveries", call{"?secret=" + dockerHubURL, nil, fixture(t, "dockerhub-push.json")}},
-		{"distribution retry", call{"", fixtureHeaders(t, "distribution-push.headers.txt"), fixture(t, "distribution-push.json")}},
-		{"ghcr redelivery", call{"", fixtureHeaders(t, "ghcr-package-published.headers.txt"), fixture(t, "ghcr-package-published.json")}},
-		{"gitea", call{"", fixtureHeaders(t, "gitea-package-created.headers.txt"), fixture(t, "gitea-package-created.json")}},
-		{"harbor retry", call{"", fixtureHeaders(t, "harbor-push.headers.txt"), fixture(t, "harbor-push.json")}},
-		{"standard webhooks replay", call{"", fixtureHeaders(t, "standard-webhooks.headers.txt"), fixture(t, "standard-webhooks.json")}},
+		{"dockerhub identical multi-arch deliveries", call{"?secret=" + dockerHubURL, nil, fixture(t, "dockerhub-push.json")}, true},
+		{"distribution retry", call{"", fixtureHeaders(t, "distribution-push.headers.txt"), fixture(t, "distribution-push.json")}, false},
+		{"ghcr redelivery", call{"", fixtureHeaders(t, "ghcr-package-published.headers.txt"), fixture(t, "ghcr-package-published.json")}, false},
+		{"gitea", call{"", fixtureHeaders(t, "gitea-package-created.headers.txt"), fixture(t, "gitea-package-created.json")}, false},
+		{"harbor retry", call{"", fixtureHeaders(t, "harbor-push.headers.txt"), fixture(t, "harbor-push.json")}, true},
+		{"standard webhooks replay", call{"", fixtureHeaders(t, "standard-webhooks.headers.txt"), fixture(t, "standard-webhooks.json")}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &recordingDeployer{}
-			h := NewServer(fullConfig(), d, slog.New(slog.DiscardHandler))
+			cfg := fullConfig()
+			var mu sync.Mutex
+			later := time.Duration(0)
+			clock := cfg.Now
+			cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock().Add(later) }
+			h := NewServer(cfg, d, slog.New(slog.DiscardHandler))
+			defer func() {
+				// The same body again, after the window (within Standard Webhooks' clock skew).
+				mu.Lock()
+				later = bodyIDWindow + time.Second
+				mu.Unlock()
+				status, out := send(t, h, tc.call)
+				if tc.bodyID && status != 202 || !tc.bodyID && out["status"] != "duplicate" {
+					t.Errorf("same delivery %s later: %d %v, want a new deploy only for senders without a delivery id (%v)", later, status, out, tc.bodyID)
+				}
+			}()
 			if status, out := send(t, h, tc.call); status != 202 {
 				t.Fatalf("first delivery: %d %v", status, out)
 			}
@@ -396,19 +414,35 @@ func TestKnownAnswerVectors(t *testing.T) {
 
 func TestRecentForgetsOldestFirst(t *testing.T) {
 	r := newRecent(2)
+	now := time.Unix(1_700_000_000, 0)
 	for _, k := range []string{"a", "b", "c"} {
-		if !r.add(k) {
+		if !r.add(k, now, 0) {
 			t.Fatalf("%s reported as seen", k)
 		}
 	}
-	if !r.add("a") {
+	if !r.add("a", now, 0) {
 		t.Error("a should have been forgotten after two newer keys")
 	}
-	if r.add("c") {
+	if r.add("c", now.Add(time.Hour), 0) {
 		t.Error("c should still be remembered")
 	}
 	if len(r.set) > 2 {
 		t.Errorf("remembers %d keys, bound is 2", len(r.set))
+	}
+}
+
+// TestRecentBodyIDsExpire: a key with a time to live is a duplicate within it and new after.
+func TestRecentBodyIDsExpire(t *testing.T) {
+	r := newRecent(8)
+	now := time.Unix(1_700_000_000, 0)
+	if !r.add("body", now, bodyIDWindow) || r.add("body", now.Add(bodyIDWindow-time.Second), bodyIDWindow) {
+		t.Fatal("a body re-sent within the window must be a duplicate")
+	}
+	if !r.add("body", now.Add(bodyIDWindow), bodyIDWindow) {
+		t.Error("a body re-sent after the window must be new")
+	}
+	if r.add("body", now.Add(bodyIDWindow+time.Second), bodyIDWindow) {
+		t.Error("the re-sent body starts a new window")
 	}
 }
 
