@@ -8,6 +8,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/deployer/gate"
 )
 
 // brokenImage is the Dockerfile line of a version whose container exits at once.
@@ -63,6 +64,10 @@ func TestComposeUpChangesNothingAfterEveryOutcome(t *testing.T) {
 			push(p, "version 2")
 			p.deploy(d, Request{})
 		}, outcome: OutcomeWouldDeploy, body: "version 1"},
+		{name: "gate veto", opts: Options{Gate: gate.Config{Image: "busybox:1", Command: "exit 3"}}, run: func(p *rolloutProject, d *Deployer) {
+			push(p, "version 2")
+			p.deploy(d, Request{})
+		}, outcome: OutcomeRejected, body: "version 1"},
 		{name: "previous image known only by digest", run: func(p *rolloutProject, d *Deployer) {
 			push(p, "version 2")
 			p.deploy(d, pinned(p))
@@ -77,6 +82,7 @@ func TestComposeUpChangesNothingAfterEveryOutcome(t *testing.T) {
 	for _, cli := range []string{"v5.6.0", "v2.40.3"} {
 		for _, tc := range cases {
 			t.Run(cli+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
 				p := newRolloutProjectWith(t, cli, tc.web, "")
 				d, records := p.deployer(tc.opts)
 				tc.run(p, d)
