@@ -58,7 +58,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	// the reference the pull moved must name again (retag.go).
 	kept := func(outcome string, err error) (string, error) {
 		if !j.dependent {
-			d.restoreReference(context.WithoutCancel(ctx), prog, t.s.Image, img.ID, runningImages(existing))
+			d.restoreReference(context.WithoutCancel(ctx), prog, t.s.Image, img.ID, runningImages(existing), j.sharedWith)
 		}
 		return outcome, err
 	}
@@ -84,7 +84,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if err != nil {
 		return kept(OutcomeFailed, err)
 	}
-	if !j.dependent {
+	if !j.dependent && len(j.sharedWith) == 0 {
 		jn.Image, jn.ImageID = t.s.Image, img.ID // so undoing the deploy, even after a crash, can retag
 	}
 	prog.jn = jn
@@ -258,7 +258,9 @@ func (d *Deployer) conclude(ctx context.Context, log *slog.Logger, j job, t targ
 	if rbErr := prog.do("rollback", name, func() error { return d.rollBackVerified(ctx, jn, t.health) }); rbErr != nil {
 		return OutcomeFailed, fmt.Errorf("%w; rolling back failed too: %v (berth repairs it at its next deploy of %s or its next start)", err, rbErr, name)
 	}
-	d.restoreReference(context.WithoutCancel(ctx), prog, jn.Image, jn.ImageID, previousImages(jn))
+	if !j.dependent {
+		d.restoreReference(context.WithoutCancel(ctx), prog, t.s.Image, imageID, previousImages(jn), j.sharedWith)
+	}
 	if err := jn.Finish(); err != nil {
 		log.Warn("rolled back but the journal stays", "err", err)
 	}

@@ -20,12 +20,17 @@ import (
 // keeps its ID and repository digest, for inspection and `berth deploy`.
 
 // restoreReference points ref back at the image the service's previous containers run when
-// this deploy's pull moved it to pulled, as the recorded step "retag". Nothing is recorded when
-// there is nothing to do; when it cannot be done the step's error says why.
-func (d *Deployer) restoreReference(ctx context.Context, prog *progress, ref, pulled string, previous []string) {
+// this deploy's pull moved it to pulled, as the recorded step "retag", unless other services
+// deployed by the same push share ref (re-tagging would undo their deploy, or race with it).
+// Nothing is recorded when there is nothing to do; when it cannot be done the step's error says why.
+func (d *Deployer) restoreReference(ctx context.Context, prog *progress, ref, pulled string, previous, shared []string) {
 	back, why := d.previousImage(ctx, ref, pulled, previous)
 	if back == "" && why == nil {
 		return
+	}
+	if why == nil && len(shared) > 0 {
+		back, why = "", fmt.Errorf("%s is also the image of %s, which the same push deploys; berth leaves it naming %s, so `docker compose up -d` would recreate this service onto it",
+			ref, strings.Join(shared, ", "), shortImageID(pulled))
 	}
 	err := prog.do("retag", ref, func() error {
 		if why != nil {
@@ -44,8 +49,8 @@ func (d *Deployer) restoreReference(ctx context.Context, prog *progress, ref, pu
 // provided ref still names pulled (a reference someone moved since is theirs). It returns ""
 // when there is nothing to do, and an error saying why ref cannot be restored.
 func (d *Deployer) previousImage(ctx context.Context, ref, pulled string, previous []string) (string, error) {
-	if ref == "" || pulled == "" {
-		return "", nil // the deploy pulled nothing
+	if ref == "" || pulled == "" || strings.Contains(ref, "@") {
+		return "", nil // the deploy pulled nothing, or compose resolves the pinned digest, not the tag
 	}
 	ids := slices.DeleteFunc(slices.Clone(previous), func(id string) bool { return id == "" })
 	slices.Sort(ids)
@@ -111,4 +116,24 @@ func runningImages(existing []container.Summary) []string {
 		out[i] = c.ImageID
 	}
 	return out
+}
+
+// shareReference notes on each compose job the other services of the push: all of them track
+// the pushed tag, so they name the same local image reference.
+func shareReference(jobs []job) {
+	var names []string
+	for _, j := range jobs {
+		if j.swarmService == "" {
+			names = append(names, j.projectName+"/"+j.service)
+		}
+	}
+	if len(names) < 2 {
+		return
+	}
+	for i := range jobs {
+		if jobs[i].swarmService == "" {
+			self := jobs[i].projectName + "/" + jobs[i].service
+			jobs[i].sharedWith = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == self })
+		}
+	}
 }

@@ -2,7 +2,9 @@ package deployer
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/client"
@@ -162,4 +164,36 @@ func projectStates(t *testing.T, eng *client.Client, project string) map[string]
 		out[c.ID[:12]+"/"+canonicalName(c)] = string(c.State)
 	}
 	return out
+}
+
+// TestSharedReferenceStaysWithTheDeployedService: two services name the same image; the push
+// deploys one and rolls the other back (its post-start hook fails). Re-tagging would undo the
+// deploy that succeeded, so the reference keeps naming the pulled image and the rolled-back
+// service's record says, in its retag step, why compose would recreate it.
+func TestSharedReferenceStaysWithTheDeployedService(t *testing.T) {
+	eng := deployertest.Engine(t)
+	cli := deployertest.ComposeCLI(t, "v5.6.0")
+	tag := deployertest.UniqueTag("shared")
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
+	name := strings.ReplaceAll(tag, "-", "")
+	dir := deployertest.WriteProject(t, name, fmt.Sprintf("services:\n  web:\n    image: acme/web:%[1]s\n    init: true\n"+
+		"  worker:\n    image: acme/web:%[1]s\n    init: true\n    labels: {berth.hook.post-start: 'exit 4'}\n", tag))
+	deployertest.ComposeUp(t, cli, dir)
+	p := &rolloutProject{t: t, eng: eng, cli: cli, dir: dir, name: name, tag: tag}
+	d, records := p.deployer(Options{})
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 2")
+	p.deploy(d, Request{})
+
+	byService := map[string]Record{}
+	for _, r := range records() {
+		byService[r.Service] = r
+	}
+	if byService["web"].Outcome != OutcomeDeployed || byService["worker"].Outcome != OutcomeRolledBack {
+		t.Fatalf("outcomes %v, want web deployed and worker rolled back", outcomes(records()))
+	}
+	p.requireReferenceNamesRunningImage()
+	steps := byService["worker"].Steps
+	if last := steps[len(steps)-1]; last.Name != "retag" || !strings.Contains(last.Error, "also the image of "+name+"/web") {
+		t.Errorf("worker's last step %+v, want a retag saying the reference is shared with web", last)
+	}
 }

@@ -24,8 +24,9 @@ type Journal struct {
 	Committed bool   `json:"committed"`
 	Swaps     []Swap `json:"swaps"`
 	// Image is the reference the service names and ImageID the image this deploy's pull made it
-	// name; both are empty when the deploy pulled nothing. Undoing the deploy points Image back
-	// at the previous containers' image (Swap.OldImage), so compose sees nothing to recreate.
+	// name; both are empty when the deploy pulled nothing or other services share the reference.
+	// Undoing the deploy points Image back at the previous containers' image (Swap.OldImage), so
+	// compose sees nothing to recreate.
 	Image   string `json:"image,omitempty"`
 	ImageID string `json:"image_id,omitempty"`
 }
