@@ -325,17 +325,21 @@ func startBerthProcess(t *testing.T, bin string, env map[string]string) *berthPr
 
 // TestKilledMidDeployIsRepairedAtStart: berth, run as a process, kills itself with SIGKILL right
 // after each journaled step of a deploy (BERTH_TEST_CRASH_AFTER); started again, it repairs the
-// deploy before it serves: the service runs, no temporary container is left, no journal stays.
+// deploy before it serves: the service runs, no temporary container is left, no journal stays,
+// and a routine `docker compose up -d` (v5.6.0, then v2.40.3) recreates nothing: the service
+// answers on the version the repair left (the new one once the deploy had committed).
 func TestKilledMidDeployIsRepairedAtStart(t *testing.T) {
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	composeV2 := deployertest.ComposeCLI(t, "v2.40.3")
 	bin := buildBerth(t)
 	for _, tc := range []struct {
-		order string
-		steps []string
+		order     string
+		steps     []string
+		committed int // the index of the first step after which the repair finishes the deploy
 	}{
-		{"stop-first", []string{"create", "stop", "set-aside", "rename", "start", "health", "remove"}},
-		{"start-first", []string{"create", "start", "health", "stop", "remove", "rename"}},
+		{"stop-first", []string{"create", "stop", "set-aside", "rename", "start", "health", "remove"}, 6},
+		{"start-first", []string{"create", "start", "health", "stop", "remove", "rename"}, 3},
 	} {
 		t.Run(tc.order, func(t *testing.T) {
 			tag := deployertest.UniqueTag("crash")
@@ -345,6 +349,7 @@ func TestKilledMidDeployIsRepairedAtStart(t *testing.T) {
 			deployertest.ComposeUp(t, compose, dir)
 			env := rolloutEnv(t, dir)
 			web := project + "-web-1"
+			running := "version 0"
 			for i, step := range tc.steps {
 				deployertest.PushHTTPImage(t, eng, "acme/web", tag, fmt.Sprintf("version %d", i+1))
 				crashing := map[string]string{"BERTH_TEST_CRASH_AFTER": step}
@@ -371,12 +376,21 @@ func TestKilledMidDeployIsRepairedAtStart(t *testing.T) {
 				if journals, _ := filepath.Glob(filepath.Join(env["STATE_DIR"], "journal", "*")); len(journals) > 0 {
 					t.Errorf("after step %s journals remain: %v", step, journals)
 				}
-				_, port, err := servicePort(context.Background(), eng, web)
-				got, _ := deployertest.Get("http://127.0.0.1:" + port + "/")
-				if err != nil || !strings.HasPrefix(got, "version ") {
-					t.Errorf("after step %s web answers %q (%v)", step, got, err)
+				if i >= tc.committed {
+					running = fmt.Sprintf("version %d", i+1)
 				}
-				t.Logf("killed after %s: repaired, web answers %q", step, got)
+				for _, cli := range []string{compose, composeV2} {
+					id, port, err := servicePort(context.Background(), eng, web)
+					got, _ := deployertest.Get("http://127.0.0.1:" + port + "/")
+					if err != nil || got != running {
+						t.Errorf("after step %s web answers %q (%v), want %q", step, got, err, running)
+					}
+					out := deployertest.Compose(t, cli, dir, "up", "-d")
+					if again, _, err := servicePort(context.Background(), eng, web); err != nil || again != id {
+						t.Errorf("after step %s `%s up -d` recreated web (%v):\n%s", step, filepath.Base(cli), err, out)
+					}
+				}
+				t.Logf("killed after %s: repaired onto %q, then checked with compose up -d", step, running)
 				_ = again.cmd.Process.Signal(syscall.SIGTERM)
 				<-again.done
 				again.done <- nil

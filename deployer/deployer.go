@@ -136,6 +136,9 @@ type job struct {
 	service     string
 	dependent   bool // recreated because a service it depends on was: no pull, as compose does
 	manual      bool // berth deploy: tried even if the image failed on the service before
+	// sharedWith names the other services this push deploys, which name the same image
+	// reference: a deploy that does not end on the pulled image leaves the reference alone.
+	sharedWith []string
 	// swarmService is the id of the swarm service to update; "" for a compose service.
 	swarmService string
 }
@@ -246,6 +249,7 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 			t.Services = append(t.Services, p.Name+"/"+name)
 		}
 	}
+	shareReference(jobs)
 	if len(skipped) > 0 && d.self.SwarmService != "" {
 		err := fault.Errorf(fault.Conflict, "%s runs berth itself (or the socket proxy it talks through); berth does not update the service "+
 			"serving this request. Update it from a manager node: `docker service update --image %s <service>`", strings.Join(skipped, ", "), t.Image)

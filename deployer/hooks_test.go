@@ -95,10 +95,10 @@ func TestFailingHooks(t *testing.T) {
 		// The old container had been stopped and set aside: the rollback starts that very one again.
 		{name: "post-start failure rolls back", preStop: "true", postStart: `echo "migration 42 failed" >&2; exit 4`,
 			wantOutcome: OutcomeRolledBack, wantErr: "hook post-start exited with code 4; last output: | migration 42 failed",
-			wantSteps: []string{"pull", "create", "pre-stop", "stop", "set-aside", "rename", "start", "post-start", "rollback"}},
+			wantSteps: []string{"pull", "create", "pre-stop", "stop", "set-aside", "rename", "start", "post-start", "rollback", "retag"}},
 		{name: "pre-stop failure stops nothing", preStop: `echo "still draining"; exit 75`, postStart: "true",
 			wantOutcome: OutcomeFailed, wantErr: "hook pre-stop exited with code 75; last output: | still draining",
-			wantSteps: []string{"pull", "create", "pre-stop", "rollback"}},
+			wantSteps: []string{"pull", "create", "pre-stop", "rollback", "retag"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -54,27 +54,38 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if err != nil {
 		return OutcomeFailed, err
 	}
+	// Until the rollout starts, a deploy that ends leaves the service on its previous image, which
+	// the reference the pull moved must name again (retag.go).
+	kept := func(outcome string, err error) (string, error) {
+		if !j.dependent {
+			d.restoreReference(context.WithoutCancel(ctx), prog, t.s.Image, img.ID, runningImages(existing), j.sharedWith)
+		}
+		return outcome, err
+	}
 	version := compose.VersionFor(d.version, existing)
 	hash, err := compose.ServiceHash(t.s, version)
 	if err != nil {
-		return OutcomeFailed, err
+		return kept(OutcomeFailed, err)
 	}
 	if outcome, err := d.nothingToDo(log, j, t, existing, img.ID, hash); outcome != "" {
-		return outcome, err
+		return kept(outcome, err)
 	}
 	// The gate decides before anything is created or stopped: a veto leaves the service as it was.
 	if outcome, err := d.preDeployGate(ctx, log, j, t, img, rec); outcome != "" {
-		return outcome, err
+		return kept(outcome, err)
 	}
 	if err := d.ensureNetworks(ctx, t.p, t.s, version); err != nil {
-		return OutcomeFailed, err
+		return kept(OutcomeFailed, err)
 	}
 	if err := d.ensureVolumes(ctx, t.p, t.s, version); err != nil {
-		return OutcomeFailed, err
+		return kept(OutcomeFailed, err)
 	}
 	jn, specs, olds, err := d.planSwaps(log, t, existing, img, hash, version)
 	if err != nil {
-		return OutcomeFailed, err
+		return kept(OutcomeFailed, err)
+	}
+	if !j.dependent && len(j.sharedWith) == 0 {
+		jn.Image, jn.ImageID = t.s.Image, img.ID // so undoing the deploy, even after a crash, can retag
 	}
 	prog.jn = jn
 	defer func() { prog.jn = nil }()
@@ -246,6 +257,9 @@ func (d *Deployer) conclude(ctx context.Context, log *slog.Logger, j job, t targ
 	touched := prog.touched
 	if rbErr := prog.do("rollback", name, func() error { return d.rollBackVerified(ctx, jn, t.health) }); rbErr != nil {
 		return OutcomeFailed, fmt.Errorf("%w; rolling back failed too: %v (berth repairs it at its next deploy of %s or its next start)", err, rbErr, name)
+	}
+	if !j.dependent {
+		d.restoreReference(context.WithoutCancel(ctx), prog, t.s.Image, imageID, previousImages(jn), j.sharedWith)
 	}
 	if err := jn.Finish(); err != nil {
 		log.Warn("rolled back but the journal stays", "err", err)

@@ -57,8 +57,8 @@ func (d *Deployer) repair(ctx context.Context, j *state.Journal) error {
 	var err error
 	if j.Committed {
 		err = d.rollForward(ctx, j)
-	} else {
-		err = d.rollBack(ctx, j)
+	} else if err = d.rollBack(ctx, j); err == nil {
+		d.restoreReference(ctx, d.newProgress(d.log.With("project", j.Project, "service", j.Service)), j.Image, j.ImageID, previousImages(j), nil)
 	}
 	if err != nil {
 		return err

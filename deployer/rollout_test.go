@@ -31,8 +31,14 @@ type rolloutProject struct {
 
 func newRolloutProject(t *testing.T, web string, extra string) *rolloutProject {
 	t.Helper()
+	return newRolloutProjectWith(t, "v5.6.0", web, extra)
+}
+
+// newRolloutProjectWith is newRolloutProject made by the compose CLI of version cli.
+func newRolloutProjectWith(t *testing.T, cli, web string, extra string) *rolloutProject {
+	t.Helper()
 	eng := deployertest.Engine(t)
-	cli := deployertest.ComposeCLI(t, "v5.6.0")
+	cli = deployertest.ComposeCLI(t, cli)
 	tag := deployertest.UniqueTag("rollout")
 	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
 	name := strings.ReplaceAll(tag, "-", "")
@@ -234,8 +240,8 @@ func TestRolloutDoesNotRetryAFailedImage(t *testing.T) {
 		if r.Outcome != OutcomeSkipped || !strings.Contains(r.Error, "was rolled back on this service") || !strings.Contains(r.Error, "berth deploy") {
 			t.Errorf("the failed image pushed again: %s %q, want skipped saying why and what to do", r.Outcome, r.Error)
 		}
-		if !slices.Equal(stepNames(r), []string{"pull"}) {
-			t.Errorf("steps %v, want only the pull", stepNames(r))
+		if !slices.Equal(stepNames(r), []string{"pull", "retag"}) {
+			t.Errorf("steps %v, want only the pull and the retag of the running image", stepNames(r))
 		}
 	}
 	if after := p.web(); after.ID != before.ID || !after.State.Running {

@@ -23,6 +23,12 @@ type Journal struct {
 	// removing the old ones: from then on a crashed deploy is finished, not undone.
 	Committed bool   `json:"committed"`
 	Swaps     []Swap `json:"swaps"`
+	// Image is the reference the service names and ImageID the image this deploy's pull made it
+	// name; both are empty when the deploy pulled nothing or other services share the reference.
+	// Undoing the deploy points Image back at the previous containers' image (Swap.OldImage), so
+	// compose sees nothing to recreate.
+	Image   string `json:"image,omitempty"`
+	ImageID string `json:"image_id,omitempty"`
 }
 
 // Swap is one replica's change: the old container (if there was one), the new one and the
