@@ -179,7 +179,7 @@ func readDelivery(w http.ResponseWriter, r *http.Request, sources sources, now f
 	if err := src.enabled(); err != nil {
 		return src, delivery{}, err
 	}
-	if err := src.authenticate(r, body, now()); err != nil {
+	if err := admit(r, src.authenticate(r, body, now())); err != nil {
 		return src, delivery{}, err
 	}
 	dl, err := src.parse(r, body)
