@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
@@ -205,5 +206,49 @@ func TestSpoofedForwardedIsIgnored(t *testing.T) {
 	out := logs.String()
 	if strings.Contains(out, "198.51.100.") || !strings.Contains(out, "limiter_key=203.0.113.66") {
 		t.Errorf("limiter or log used the spoofed Forwarded header:\n%.2000s", out)
+	}
+}
+
+// TestSendersAreTiedToTheirRegistries: each sender deploys images of its own registry only,
+// and a tag is a tag.
+func TestSendersAreTiedToTheirRegistries(t *testing.T) {
+	cases := []struct {
+		cfg               Config
+		source, repo, tag string
+		status            int // 0 when allowed
+	}{
+		{Config{}, "dockerhub", "acme/web", "1.4.2", 0},
+		{Config{}, "dockerhub", "library/busybox", "1", 0},
+		{Config{}, "dockerhub", "docker.io/acme/web", "1", 0},
+		{Config{}, "dockerhub", "ghcr.io/acme/web", "1", 403},
+		{Config{}, "dockerhub", "127.0.0.1:5000/acme/web", "1", 403},
+		{Config{}, "dockerhub", "localhost/acme/web", "1", 403},
+		{Config{}, "ghcr", "ghcr.io/acme/web", "1", 0},
+		{Config{}, "ghcr", "GHCR.io/acme/web", "1", 0},
+		{Config{}, "ghcr", "acme/web", "1", 403},
+		{Config{}, "ghcr", "registry.acme.example/acme/web", "1", 403},
+		{Config{GHCRHost: "containers.github.acme.example"}, "ghcr", "containers.github.acme.example/acme/web", "1", 0},
+		{Config{GHCRHost: "containers.github.acme.example"}, "ghcr", "ghcr.io/acme/web", "1", 403},
+		{Config{}, "harbor", "harbor.acme.example/acme/web", "1", 0},
+		{Config{}, "harbor", "acme/web", "1", 403},
+		{Config{}, "quay", "index.docker.io/acme/web", "1", 403},
+		{Config{}, "distribution", "127.0.0.1:5000/acme/web", "1", 0},
+		{Config{}, "gitea", "docker.io/acme/web", "1", 403},
+		{Config{}, "standardwebhooks", "acme/web", "1", 0},
+		{Config{}, "dockerhub", "acme/web", "latest@sha256:" + strings.Repeat("a", 64), 400},
+		{Config{}, "dockerhub", "acme/web", ".hidden", 400},
+		{Config{}, "dockerhub", "acme/web", strings.Repeat("a", 129), 400},
+		{Config{}, "standardwebhooks", "acme/web", "a/b", 400},
+		{Config{}, "dockerhub", "acme/web", "v1.2_rc-3", 0},
+	}
+	for _, c := range cases {
+		err := c.cfg.checkPush(c.source, deployer.Request{Repository: c.repo, Tag: c.tag})
+		got := 0
+		if err != nil {
+			got = statusFor(err)
+		}
+		if got != c.status {
+			t.Errorf("%s %s:%s: %d (%v), want %d", c.source, c.repo, c.tag, got, err, c.status)
+		}
 	}
 }
