@@ -218,3 +218,68 @@ func TestReadOnlySocketProxyRefusesDeploy(t *testing.T) {
 		t.Errorf("the running web container was touched by a refused deploy (err %v)", err)
 	}
 }
+
+// TestSocketProxyContains sends what a leaked berth could try through the real proxy to the
+// real engine: an image import by body, and container creates that are privileged, bind the
+// host's / or the Docker socket, or share the host's pid namespace. Each is answered 403
+// naming what would allow it, and the engine never sees it (no container, no image by that
+// name). SOCKET_PROXY_ALLOW lets the one named service's privileged create through.
+func TestSocketProxyContains(t *testing.T) {
+	t.Parallel()
+	eng := deployertest.Engine(t)
+	ctx := context.Background()
+	project := strings.ReplaceAll(deployertest.UniqueTag("contain"), "-", "")
+	proxyAddr, proxyLog := startSocketProxy(t, map[string]string{"SOCKET_PROXY_ALLOW": project + "/monitor:privileged"})
+	base := "http://" + strings.TrimPrefix(proxyAddr, "tcp://") + "/v1.41"
+	send := func(path, contentType, body string) (int, string) {
+		resp, err := http.Post(base+path, contentType, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	create := func(name, service, hostConfig string) string {
+		return `{"Image":"busybox:1","Cmd":["true"],"Labels":{"com.docker.compose.project":"` + project +
+			`","com.docker.compose.service":"` + service + `"},"HostConfig":` + hostConfig + `}`
+	}
+	importTag := project + "-imported"
+	hostile := []struct {
+		name, path, contentType, body, want string
+	}{
+		{"import by body", "/images/create?repo=" + importTag + "&tag=1", "application/x-www-form-urlencoded", "fromSrc=-", "only a pull"},
+		{"privileged", "/containers/create?name=" + project + "-priv", "application/json", create("", "web", `{"Privileged":true}`), "SOCKET_PROXY_ALLOW=" + project + "/web:privileged"},
+		{"root bind", "/containers/create?name=" + project + "-root", "application/json", create("", "web", `{"Binds":["/:/host"]}`), project + "/web:host-root"},
+		{"socket bind", "/containers/create?name=" + project + "-sock", "application/json", create("", "web", `{"Binds":["/var/run/docker.sock:/var/run/docker.sock"]}`), project + "/web:docker-socket"},
+		{"host pid", "/containers/create?name=" + project + "-pid", "application/json", create("", "web", `{"PidMode":"host"}`), project + "/web:host-namespaces"},
+	}
+	for _, h := range hostile {
+		status, body := send(h.path, h.contentType, h.body)
+		if status != http.StatusForbidden || !strings.Contains(body, h.want) {
+			t.Errorf("%s: %d %s, want 403 naming %q", h.name, status, body, h.want)
+		}
+	}
+	for _, name := range []string{"-priv", "-root", "-sock", "-pid"} {
+		if _, err := eng.ContainerInspect(ctx, project+name, client.ContainerInspectOptions{}); err == nil {
+			t.Errorf("the engine created %s%s", project, name)
+		}
+	}
+	if _, err := eng.ImageInspect(ctx, importTag+":1"); err == nil {
+		t.Errorf("the engine imported %s:1", importTag)
+	}
+	if n := strings.Count(proxyLog.String(), "socket proxy refused"); n != len(hostile) {
+		t.Errorf("the proxy logged %d refusals, want %d:\n%s", n, len(hostile), proxyLog.String())
+	}
+
+	// The opt-in: the named service's privileged create reaches the engine.
+	name := project + "-monitor-1"
+	t.Cleanup(func() { _, _ = eng.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true}) })
+	if status, body := send("/containers/create?name="+name, "application/json", create("", "monitor", `{"Privileged":true}`)); status != http.StatusCreated {
+		t.Fatalf("the allowed service's privileged create: %d %s, want 201", status, body)
+	}
+	res, err := eng.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if err != nil || !res.Container.HostConfig.Privileged {
+		t.Errorf("the allowed privileged container: %v (privileged %v)", err, err == nil && res.Container.HostConfig.Privileged)
+	}
+}

@@ -7,13 +7,15 @@ import (
 )
 
 // checkToken is berth's one API-token check: it admits a request that presents one of tokens
-// as "Authorization: Bearer <token>", compared in constant time (Secrets.Equal).
+// as "Authorization: Bearer <token>", compared in constant time (Secrets.Equal), and tells
+// the abuse limits how the check came out.
 func checkToken(tokens Secrets, r *http.Request) error {
 	presented, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	var err error
 	if !ok || !tokens.Equal(presented) {
-		return errUnauthorized
+		err = errUnauthorized
 	}
-	return nil
+	return admit(r, err)
 }
 
 // requireToken lets through to next the requests checkToken admits.

@@ -10,8 +10,8 @@ import (
 
 // TrustedProxies are the networks of the reverse proxies whose forwarding headers berth
 // believes. A request from any other peer is attributed to the peer itself, whatever its
-// X-Forwarded-For or Forwarded headers say, so a client cannot choose the address it is
-// rate-limited and logged under.
+// forwarding header says, so a client cannot choose the address it is rate-limited and
+// logged under.
 type TrustedProxies []netip.Prefix
 
 // ParseTrustedProxies reads a comma-separated list of CIDRs or bare addresses
@@ -54,12 +54,13 @@ func (tp TrustedProxies) contains(a netip.Addr) bool {
 }
 
 // clientAddr is the address a request comes from: its TCP peer, or, when that peer is a
-// trusted proxy, the nearest address in the forwarding chain that is not itself a trusted
-// proxy. Entries left of that one were written by the client and are never believed.
-// forwarded reports whether the request carried forwarding headers at all.
-func (tp TrustedProxies) clientAddr(r *http.Request) (addr netip.Addr, forwarded bool) {
+// trusted proxy, the nearest address in header's chain that is not itself a trusted proxy.
+// Entries left of that one were written by the client and are never believed, and no other
+// forwarding header is read: a proxy that passes a client's own Forwarded through untouched
+// cannot let the client pick its address. forwarded reports whether header was present.
+func (tp TrustedProxies) clientAddr(r *http.Request, header string) (addr netip.Addr, forwarded bool) {
 	peer := peerAddr(r.RemoteAddr)
-	chain := forwardedFor(r.Header)
+	chain := forwardedFor(r.Header, header)
 	if len(chain) == 0 || !peer.IsValid() || !tp.contains(peer) {
 		return peer, len(chain) > 0
 	}
@@ -90,12 +91,14 @@ func peerAddr(remote string) netip.Addr {
 	return a.Unmap()
 }
 
-// forwardedFor lists the client chain a request's proxies recorded, nearest hop last: the
-// standard Forwarded header's for= parameters when present, else X-Forwarded-For. Entries
-// that are not addresses (obfuscated identifiers, "unknown") come out invalid.
-func forwardedFor(h http.Header) []netip.Addr {
+// forwardedFor lists the client chain header records, nearest hop last: the for= parameters
+// of the standard Forwarded header when header is "Forwarded", else header's comma-separated
+// addresses (X-Forwarded-For, X-Real-IP). Entries that are not addresses (obfuscated
+// identifiers, "unknown") come out invalid.
+func forwardedFor(h http.Header, header string) []netip.Addr {
 	var out []netip.Addr
-	if values := h.Values("Forwarded"); len(values) > 0 {
+	values := h.Values(header)
+	if strings.EqualFold(header, "Forwarded") {
 		for _, v := range values {
 			for _, elem := range strings.Split(v, ",") {
 				for _, pair := range strings.Split(elem, ";") {
@@ -108,7 +111,7 @@ func forwardedFor(h http.Header) []netip.Addr {
 		}
 		return out
 	}
-	for _, v := range h.Values("X-Forwarded-For") {
+	for _, v := range values {
 		for _, f := range strings.Split(v, ",") {
 			if f = strings.TrimSpace(f); f != "" {
 				out = append(out, parseHop(f))

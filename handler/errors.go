@@ -68,6 +68,7 @@ func statusFor(err error) int {
 	var stale staleError
 	var limited rateLimitedError
 	var busy busyError
+	var slow slowBodyError
 	switch {
 	case errors.Is(err, errUnauthorized), errors.As(err, &stale):
 		return http.StatusUnauthorized
@@ -75,6 +76,8 @@ func statusFor(err error) int {
 		return http.StatusTooManyRequests
 	case errors.As(err, &busy):
 		return http.StatusServiceUnavailable
+	case errors.As(err, &slow):
+		return http.StatusRequestTimeout
 	case errors.Is(err, errTooLarge), errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge
 	}

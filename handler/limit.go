@@ -1,12 +1,17 @@
 package handler
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,22 +21,31 @@ import (
 // net/http answers a larger one with 431 before berth sees it.
 const MaxHeaderBytes = 16 << 10
 
-// Limits bound what failed authentications and concurrent requests may cost berth.
+// Limits bound what unauthenticated and concurrent requests may cost berth.
 type Limits struct {
-	// AuthBurst is how many failed authentications one client address may make before it is
-	// refused with 429; 10 when 0.
+	// AuthBurst is how many failed authentications one client address may make before its
+	// failures are answered 429; 10 when 0.
 	AuthBurst int
 	// AuthRefill is how long it takes for one more failure to be allowed; 30s when 0.
 	AuthRefill time.Duration
-	// MaxConcurrent bounds the requests handled at once; an address that has failed
-	// authentication may take a quarter of them, so it cannot crowd the others out. 64 when 0.
+	// MaxConcurrent bounds the authenticated requests handled at once; 64 when 0.
 	MaxConcurrent int
-	// QueueWait is how long a request past MaxConcurrent waits for a slot before it is
-	// refused with 503; at most 4×MaxConcurrent wait at once. 5s when 0. A registry's burst
-	// of valid pushes is answered a little later, not refused.
+	// QueueWait is how long an authenticated request past MaxConcurrent waits for a slot
+	// before it is refused with 503; at most 4×MaxConcurrent wait at once. 5s when 0. A
+	// registry's burst of valid pushes is answered a little later, not refused.
 	QueueWait time.Duration
-	// TrustedProxies are the peers whose forwarding headers name the client.
+	// BodyTimeout bounds the reading of a request's body, which happens before the request
+	// is authenticated or takes a slot; 5s when 0.
+	BodyTimeout time.Duration
+	// PendingPerClient bounds one address's requests not yet authenticated; 8 when 0.
+	PendingPerClient int
+	// MaxPending bounds the requests not yet authenticated, all addresses together;
+	// 16×MaxConcurrent when 0.
+	MaxPending int
+	// TrustedProxies are the peers whose forwarding header names the client.
 	TrustedProxies TrustedProxies
+	// ProxyHeader is the one forwarding header read from a trusted proxy; X-Forwarded-For when "".
+	ProxyHeader string
 	// Now is the limiter's clock; time.Now when nil.
 	Now func() time.Time
 	// MaxTracked bounds the addresses whose failures are remembered; 10000 when 0.
@@ -39,28 +53,22 @@ type Limits struct {
 }
 
 func (l Limits) withDefaults() Limits {
-	if l.AuthBurst == 0 {
-		l.AuthBurst = 10
-	}
-	if l.AuthRefill == 0 {
-		l.AuthRefill = 30 * time.Second
-	}
-	if l.MaxConcurrent == 0 {
-		l.MaxConcurrent = 64
-	}
-	if l.QueueWait == 0 {
-		l.QueueWait = 5 * time.Second
-	}
+	l.AuthBurst = cmp.Or(l.AuthBurst, 10)
+	l.AuthRefill = cmp.Or(l.AuthRefill, 30*time.Second)
+	l.MaxConcurrent = cmp.Or(l.MaxConcurrent, 64)
+	l.QueueWait = cmp.Or(l.QueueWait, 5*time.Second)
+	l.BodyTimeout = cmp.Or(l.BodyTimeout, 5*time.Second)
+	l.PendingPerClient = cmp.Or(l.PendingPerClient, 8)
+	l.MaxPending = cmp.Or(l.MaxPending, 16*l.MaxConcurrent)
+	l.ProxyHeader = cmp.Or(l.ProxyHeader, "X-Forwarded-For")
+	l.MaxTracked = cmp.Or(l.MaxTracked, 10000)
 	if l.Now == nil {
 		l.Now = time.Now
-	}
-	if l.MaxTracked == 0 {
-		l.MaxTracked = 10000
 	}
 	return l
 }
 
-// rateLimitedError refuses an address that failed authentication too often.
+// rateLimitedError refuses a failed authentication from an address that failed too often.
 type rateLimitedError struct{ retry time.Duration }
 
 func (e rateLimitedError) Error() string {
@@ -78,26 +86,40 @@ func (busyError) retryAfter() time.Duration { return time.Second }
 
 func (e busyError) Error() string {
 	if e.perClient {
-		return "too many requests from this address at once; retry shortly"
+		return "too many unauthenticated requests from this address at once; retry shortly"
 	}
 	return "berth is handling too many requests at once; retry shortly"
 }
 
-// protect wraps next with the abuse limits: the client address from TrustedProxies (it
-// replaces RemoteAddr, so every log line names the real client), the failure limiter and the
-// concurrency bounds.
+// protect wraps next with the abuse limits, in the order a request meets them:
 //
-// Only failed authentications (401) consume an address's tokens, so a sender that holds a
-// valid credential never limits itself, and senders at other addresses are never slowed. An
-// address with no token left is refused before its credential is checked: otherwise the
-// 429s would still tell a guesser which guess was right.
+//  1. the client address from TrustedProxies' ProxyHeader (it replaces RemoteAddr, so every
+//     log line names the real client);
+//  2. a pending place: an address may have PendingPerClient requests not yet authenticated,
+//     everyone together MaxPending;
+//  3. the body, read whole under BodyTimeout, so a slow sender holds only its own pending
+//     place and never a slot;
+//  4. the route checks the credential and calls admit: a valid one leaves the pending place
+//     for one of the MaxConcurrent slots and is never throttled; a failed one takes a token
+//     from its address and is answered 429 once the address has none left.
+//
+// GET /healthz skips all of it: it never waits behind webhooks.
 func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 	lim = lim.withDefaults()
-	failures := &failureLimiter{burst: float64(lim.AuthBurst), refill: lim.AuthRefill, max: lim.MaxTracked, buckets: map[netip.Addr]*bucket{}}
-	conc := newConcurrency(lim.MaxConcurrent, lim.QueueWait)
+	g := &guard{
+		lim:      lim,
+		failures: &failureLimiter{burst: float64(lim.AuthBurst), refill: lim.AuthRefill, max: lim.MaxTracked, buckets: map[netip.Addr]*bucket{}},
+		pending:  newPending(lim.PendingPerClient, lim.MaxPending),
+		slots:    newConcurrency(lim.MaxConcurrent, lim.QueueWait),
+		log:      log,
+	}
 	var warnOnce sync.Once
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		client, forwarded := lim.TrustedProxies.clientAddr(r)
+		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		client, forwarded := lim.TrustedProxies.clientAddr(r, lim.ProxyHeader)
 		peer := r.RemoteAddr
 		attrs := []any{"remote", peer}
 		if client != peerAddr(peer) {
@@ -106,31 +128,141 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 			attrs = []any{"remote", r.RemoteAddr, "peer", peer}
 		} else if forwarded {
 			warnOnce.Do(func() {
-				log.Warn("a request carries X-Forwarded-For or Forwarded from a peer outside TRUSTED_PROXIES; berth ignores those headers. If berth is behind a reverse proxy, set TRUSTED_PROXIES to its network, or every client shares the proxy's rate limit",
+				log.Warn("a request carries "+lim.ProxyHeader+" from a peer outside TRUSTED_PROXIES; berth ignores it. If berth is behind a reverse proxy, set TRUSTED_PROXIES to its network, or every client shares the proxy's rate limit",
 					"peer", peer)
 			})
 		}
-		key := limiterKey(client)
-		attrs = append(attrs, "limiter_key", key)
-		if wait := failures.wait(key, lim.Now()); wait > 0 {
-			writeError(w, log, limitsRefused, rateLimitedError{wait}, attrs...)
+		a := &admission{guard: g, key: limiterKey(client)}
+		a.attrs = append(attrs, "limiter_key", a.key)
+		if ok, perClient := g.pending.acquire(a.key); !ok {
+			writeError(w, log, limitsRefused, busyError{perClient}, a.attrs...)
 			return
 		}
-		// Only an address that has failed authentication is held to its share of the slots:
-		// a valid sender's burst is never refused for coming from one address.
-		if ok, perClient := conc.acquire(r.Context(), key, failures.has(key)); !ok {
-			writeError(w, log, limitsRefused, busyError{perClient}, attrs...)
+		a.pendingH = true
+		defer a.done()
+		body, err := readBody(w, r, lim.BodyTimeout)
+		if err != nil {
+			writeError(w, log, limitsRefused, err, a.attrs...)
 			return
 		}
-		defer conc.release(key)
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		if sw.status == http.StatusUnauthorized {
-			if wait := ceilSecond(failures.fail(key, lim.Now())); wait > 0 {
-				log.Warn("client rate-limited after repeated failed authentications", append(attrs, "retry_after", wait)...)
-			}
-		}
+		r = r.WithContext(context.WithValue(r.Context(), admissionKey{}, a))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
 	})
+}
+
+// slowBodyError refuses a body that did not arrive within Limits.BodyTimeout.
+type slowBodyError struct{ limit time.Duration }
+
+func (e slowBodyError) Error() string {
+	return fmt.Sprintf("the request body did not arrive within %s", e.limit)
+}
+
+// readBody reads r's body whole, at most maxBody bytes, within timeout.
+func readBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	deadline := time.Now().Add(timeout)
+	timed := rc.SetReadDeadline(deadline) == nil
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil {
+		if timed {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+		return body, nil
+	}
+	// The deadline stays as it is: net/http would otherwise wait for the rest of the body
+	// before answering, and the connection closes after the answer.
+	w.Header().Set("Connection", "close")
+	var maxBytes *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxBytes):
+		return nil, err
+	case errors.Is(err, os.ErrDeadlineExceeded) || timed && !time.Now().Before(deadline):
+		return nil, slowBodyError{timeout}
+	}
+	return nil, badRequest("reading the request body: %v", err)
+}
+
+// guard is the shared state of the abuse limits.
+type guard struct {
+	lim      Limits
+	failures *failureLimiter
+	pending  *pending
+	slots    *concurrency
+	log      *slog.Logger
+}
+
+// admissionKey is the context key of a request's admission.
+type admissionKey struct{}
+
+// admission is one request's passage through the limits: its pending place, then its slot.
+type admission struct {
+	*guard
+	key      netip.Addr
+	attrs    []any
+	mu       sync.Mutex
+	pendingH bool // holds a pending place (released by done or passed)
+	slotH    bool
+}
+
+// admit tells the limits how r's credential check came out: nil lets r take a slot (or
+// returns busyError), an authentication failure counts against r's address and comes back
+// as authErr, or rateLimitedError once the address has failed too often. Other errors pass
+// through. A request outside protect is let through as is.
+func admit(r *http.Request, authErr error) error {
+	a, _ := r.Context().Value(admissionKey{}).(*admission)
+	switch {
+	case a == nil:
+		return authErr
+	case authErr == nil:
+		return a.passed(r.Context())
+	case statusFor(authErr) == http.StatusUnauthorized:
+		return a.failed(authErr)
+	}
+	return authErr
+}
+
+// passed moves an authenticated request from its pending place to a slot.
+func (a *admission) passed(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.slotH {
+		return nil
+	}
+	if a.pendingH {
+		a.pending.release(a.key)
+		a.pendingH = false
+	}
+	if !a.slots.acquire(ctx) {
+		return busyError{}
+	}
+	a.slotH = true
+	return nil
+}
+
+// failed counts a failed authentication against the address.
+func (a *admission) failed(authErr error) error {
+	now := a.lim.Now()
+	if wait := a.failures.wait(a.key, now); wait > 0 {
+		return rateLimitedError{wait}
+	}
+	if wait := ceilSecond(a.failures.fail(a.key, now)); wait > 0 {
+		a.log.Warn("client rate-limited after repeated failed authentications", append(a.attrs, "retry_after", wait)...)
+	}
+	return authErr
+}
+
+// done releases whatever the request still holds.
+func (a *admission) done() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pendingH {
+		a.pending.release(a.key)
+	}
+	if a.slotH {
+		a.slots.release()
+	}
+	a.pendingH, a.slotH = false, false
 }
 
 // ceilSecond rounds d up to whole seconds, for Retry-After and messages.
@@ -147,29 +279,6 @@ func limiterKey(a netip.Addr) netip.Addr {
 	}
 	return a.Unmap()
 }
-
-// statusWriter remembers the status the handler answered with.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // bucket is one address's token bucket of allowed failures.
 type bucket struct {
@@ -255,65 +364,76 @@ func (l *failureLimiter) makeRoom(now time.Time) {
 	}
 }
 
-// concurrency bounds the requests in flight, in total and per client address.
+// pending counts the requests not yet authenticated, per address and in total.
+type pending struct {
+	mu        sync.Mutex
+	perClient int
+	total     int
+	count     int
+	inflight  map[netip.Addr]int
+}
+
+func newPending(perClient, total int) *pending {
+	return &pending{perClient: perClient, total: total, inflight: map[netip.Addr]int{}}
+}
+
+// acquire takes a place for key; perClient tells which bound refused it.
+func (p *pending) acquire(key netip.Addr) (ok, perClient bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.inflight[key] >= p.perClient:
+		return false, true
+	case p.count >= p.total:
+		return false, false
+	}
+	p.inflight[key]++
+	p.count++
+	return true, false
+}
+
+func (p *pending) release(key netip.Addr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.count--
+	if p.inflight[key]--; p.inflight[key] <= 0 {
+		delete(p.inflight, key)
+	}
+}
+
+// concurrency bounds the authenticated requests in flight.
 type concurrency struct {
 	slots      chan struct{} // a token per request being handled
 	wait       time.Duration
 	maxWaiting int64
 	waiting    atomic.Int64
-
-	mu        sync.Mutex
-	perClient int
-	inflight  map[netip.Addr]int // handled or waiting, per address
 }
 
 func newConcurrency(total int, wait time.Duration) *concurrency {
-	return &concurrency{slots: make(chan struct{}, total), wait: wait, maxWaiting: 4 * int64(total),
-		perClient: max(total/4, 1), inflight: map[netip.Addr]int{}}
+	return &concurrency{slots: make(chan struct{}, total), wait: wait, maxWaiting: 4 * int64(total)}
 }
 
-// acquire takes a slot for key, held to its share when bounded, waiting for one up to c.wait
-// when all are taken; perClient tells which bound refused it.
-func (c *concurrency) acquire(ctx context.Context, key netip.Addr, bounded bool) (ok, perClient bool) {
-	c.mu.Lock()
-	if bounded && c.inflight[key] >= c.perClient {
-		c.mu.Unlock()
-		return false, true
-	}
-	c.inflight[key]++
-	c.mu.Unlock()
+// acquire takes a slot, waiting for one up to c.wait when all are taken.
+func (c *concurrency) acquire(ctx context.Context) bool {
 	select {
 	case c.slots <- struct{}{}:
-		return true, false
+		return true
 	default:
 	}
 	if c.waiting.Add(1) > c.maxWaiting {
 		c.waiting.Add(-1)
-		c.forget(key)
-		return false, false
+		return false
 	}
 	defer c.waiting.Add(-1)
 	timer := time.NewTimer(c.wait)
 	defer timer.Stop()
 	select {
 	case c.slots <- struct{}{}:
-		return true, false
+		return true
 	case <-timer.C:
 	case <-ctx.Done():
 	}
-	c.forget(key)
-	return false, false
+	return false
 }
 
-func (c *concurrency) release(key netip.Addr) {
-	<-c.slots
-	c.forget(key)
-}
-
-func (c *concurrency) forget(key netip.Addr) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inflight[key]--; c.inflight[key] <= 0 {
-		delete(c.inflight, key)
-	}
-}
+func (c *concurrency) release() { <-c.slots }

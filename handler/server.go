@@ -3,15 +3,19 @@
 package handler
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/deployer"
+	"github.com/berth-dev/berth/deployer/fault"
 )
 
 // maxBody bounds a webhook body; real payloads are a few KiB.
@@ -36,6 +40,8 @@ type Config struct {
 	// images with; "" takes each event's request.host (the host the pusher addressed).
 	DistributionHost string
 	GHCR             Secrets // GitHub webhook secrets (HMAC-SHA256 in X-Hub-Signature-256)
+	// GHCRHost is the one registry host GitHub deliveries may deploy images from; ghcr.io when "".
+	GHCRHost         string
 	Harbor           Secrets // Harbor's "Auth Header" values, sent verbatim as Authorization
 	Gitea            Secrets // Gitea/Forgejo webhook secrets (bare hex HMAC-SHA256)
 	StandardWebhooks Secrets // Standard Webhooks keys, whsec_<base64>
@@ -137,7 +143,11 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 					continue
 				}
 			}
-			t, err := d.Deploy(r.Context(), p.req)
+			err := cfg.checkPush(src.name(), p.req)
+			var t deployer.Ticket
+			if err == nil {
+				t, err = d.Deploy(r.Context(), p.req)
+			}
 			if err != nil {
 				if key != "" {
 					seen.remove(key) // let the sender's retry through
@@ -190,7 +200,7 @@ func readDelivery(w http.ResponseWriter, r *http.Request, sources sources, now f
 	if err := src.enabled(); err != nil {
 		return src, delivery{}, err
 	}
-	if err := src.authenticate(r, body, now()); err != nil {
+	if err := admit(r, src.authenticate(r, body, now())); err != nil {
 		return src, delivery{}, err
 	}
 	dl, err := src.parse(r, body)
@@ -226,6 +236,64 @@ func checkDigest(field, d string) error {
 		return badRequest("%s %q is not a content digest (sha256:<64 lowercase hex>)", field, d)
 	}
 	return nil
+}
+
+// tagPattern is what a tag may be: no digest, no path, at most 128 characters.
+var tagPattern = regexp.MustCompile(`^\w[\w.-]{0,127}$`)
+
+// checkPush refuses a push its sender cannot make: a tag that is not a tag (a digest comes
+// only from a field that carries one), or an image on a registry the sender does not speak
+// for — Docker Hub for Docker Hub images only, GitHub for GHCRHost's only, a self-hosted
+// registry for its own host only. berth's generic Standard Webhooks sender names any.
+func (c Config) checkPush(source string, req deployer.Request) error {
+	if !tagPattern.MatchString(req.Tag) {
+		return badRequest("tag %s is not a tag (letters, digits, '_', '.', '-'; at most 128; no digest)", quote(req.Tag))
+	}
+	host := registryHost(req.Repository)
+	refuse := func(may string) error {
+		shown := host
+		if shown == "" {
+			shown = "Docker Hub"
+		}
+		return &fault.Error{Kind: fault.Forbidden, Msg: fmt.Sprintf("a %s delivery may deploy %s only; %s is on %s", source, may, req.Repository, shown)}
+	}
+	switch source {
+	case "standardwebhooks":
+		return nil
+	case "dockerhub":
+		if !onDockerHub(host) {
+			return refuse("Docker Hub images")
+		}
+	case "ghcr":
+		if want := cmp.Or(c.GHCRHost, "ghcr.io"); host != want {
+			return refuse("images on " + want + " (GHCR_HOST)")
+		}
+	default:
+		if onDockerHub(host) {
+			return refuse("images on the registry host its payload names")
+		}
+	}
+	return nil
+}
+
+// registryHost is the registry host a repository names, lower-cased; "" for Docker Hub's
+// short names (acme/web). As in image references, only a first part with a dot, a colon or
+// "localhost" is a host.
+func registryHost(repo string) string {
+	first, _, ok := strings.Cut(repo, "/")
+	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return strings.ToLower(first)
+	}
+	return ""
+}
+
+// onDockerHub says whether host is Docker Hub's, by any of its names.
+func onDockerHub(host string) bool {
+	switch host {
+	case "", "docker.io", "index.docker.io", "registry-1.docker.io":
+		return true
+	}
+	return false
 }
 
 // repositoryOf strips a tag or digest from a reference such as harbor.acme.example/acme/web:1.4.2,

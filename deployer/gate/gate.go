@@ -4,7 +4,9 @@
 package gate
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,6 +42,15 @@ type Config struct {
 	Source  string        `json:"source,omitempty"`  // "env" or "label": where this gate was configured
 }
 
+// MarshalJSON shows the URL as ShownURL: the status API lists every service's gate.
+func (g Config) MarshalJSON() ([]byte, error) {
+	type plain Config
+	if g.URL != "" {
+		g.URL = ShownURL(g.URL)
+	}
+	return json.Marshal(plain(g))
+}
+
 // Enabled says whether there is a gate at all.
 func (g Config) Enabled() bool { return g.Image != "" || g.URL != "" }
 
@@ -47,13 +58,13 @@ func (g Config) Enabled() bool { return g.Image != "" || g.URL != "" }
 func (g Config) Validate() error {
 	switch {
 	case g.Image != "" && g.URL != "":
-		return fault.Errorf(fault.Invalid, "gate has both an image (%s) and a URL (%s); set one", g.Image, g.URL)
+		return fault.Errorf(fault.Invalid, "gate has both an image (%s) and a URL (%s); set one", g.Image, ShownURL(g.URL))
 	case g.Command != "" && g.Image == "":
 		return fault.Errorf(fault.Invalid, "gate command %q needs a gate image to run in", g.Command)
 	case g.Timeout < 0:
 		return fault.Errorf(fault.Invalid, "gate timeout %s is negative", g.Timeout)
 	case g.URL != "" && !strings.HasPrefix(g.URL, "http://") && !strings.HasPrefix(g.URL, "https://"):
-		return fault.Errorf(fault.Invalid, "gate URL %q must start with http:// or https://", g.URL)
+		return fault.Errorf(fault.Invalid, "gate URL %q must start with http:// or https://", ShownURL(g.URL))
 	}
 	if _, err := cmdline.Parse(g.Command); err != nil {
 		return fault.Errorf(fault.Invalid, "gate command: %v", err)
@@ -139,4 +150,17 @@ type Request struct {
 func (r Request) env() []string {
 	return []string{"BERTH_IMAGE=" + r.Image, "BERTH_IMAGE_ID=" + r.ImageID, "BERTH_PROJECT=" + r.Project,
 		"BERTH_SERVICE=" + r.Service, "BERTH_REPOSITORY=" + r.Repository, "BERTH_TAG=" + r.Tag, "BERTH_DIGEST=" + r.Digest}
+}
+
+// ShownURL is a gate URL as logs, records and the API show it: scheme and host, never the
+// user, path or query, where a policy endpoint's token would be.
+func ShownURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "[redacted url]"
+	}
+	if u.User == nil && (u.Path == "" || u.Path == "/") && u.RawQuery == "" {
+		return u.Scheme + "://" + u.Host
+	}
+	return u.Scheme + "://" + u.Host + "/…"
 }

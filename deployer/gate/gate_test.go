@@ -2,7 +2,9 @@ package gate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -83,5 +85,22 @@ func TestPolicyEndpoint(t *testing.T) {
 				t.Errorf("veto %q does not end with the endpoint's last line", err)
 			}
 		})
+	}
+}
+
+// TestGateURLIsRedacted: a token in GATE_URL never reaches a record, a message or the JSON the
+// status API shows, also when the endpoint cannot be reached.
+func TestGateURLIsRedacted(t *testing.T) {
+	const raw = "http://user:pa55@127.0.0.1:1/hook/s3cret?token=s3cret"
+	res, err := Runner{}.Run(context.Background(), Config{URL: raw, Timeout: time.Second}, Request{Project: "shop", Service: "web"})
+	js, _ := json.Marshal(Config{URL: raw})
+	vetErr := Config{URL: raw, Image: "x"}.Validate()
+	for what, shown := range map[string]string{"target": res.Target, "reason": res.Reason, "veto": fmt.Sprint(err), "json": string(js), "validate": fmt.Sprint(vetErr)} {
+		if strings.Contains(shown, "s3cret") || strings.Contains(shown, "pa55") {
+			t.Errorf("%s shows the URL's secret: %s", what, shown)
+		}
+	}
+	if res.Target != "http://127.0.0.1:1/…" {
+		t.Errorf("target %q, want scheme and host", res.Target)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -64,19 +65,24 @@ func (r Runner) Run(ctx context.Context, g Config, req Request) (Result, error) 
 // askEndpoint POSTs the deploy to the policy endpoint; only a 2xx answer lets it through, and
 // an endpoint that cannot be reached vetoes (a policy nobody can ask is not a yes).
 func (r Runner) askEndpoint(ctx context.Context, g Config, req Request) Result {
-	res := Result{Kind: "http", Target: g.URL}
+	res := Result{Kind: "http", Target: ShownURL(g.URL)}
 	ctx, cancel := context.WithTimeout(ctx, g.Timeout)
 	defer cancel()
 	body, _ := json.Marshal(req)
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, g.URL, bytes.NewReader(body))
 	if err != nil {
-		res.Reason = err.Error()
+		res.Reason = "policy endpoint URL " + ShownURL(g.URL) + " is not usable"
 		return res
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	resp, err := cmp.Or(r.HTTP, http.DefaultClient).Do(hr)
 	if err != nil {
 		res.TimedOut = errors.Is(err, context.DeadlineExceeded)
+		// The client's error repeats the URL, which may hold a secret: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		res.Reason = "policy endpoint: " + err.Error()
 		if res.TimedOut {
 			res.Reason = fmt.Sprintf("policy endpoint did not answer within %s", g.Timeout)

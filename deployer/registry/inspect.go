@@ -146,13 +146,17 @@ func registryError(r name.Reference, err error) error {
 			return &fault.Error{Kind: fault.Forbidden, Err: err, Msg: fmt.Sprintf("registry %s refused access to %s (%d %s): "+
 				"berth has no valid credentials for %s; run `docker login %s` for the config.json berth reads (DOCKER_CONFIG) and retry",
 				host, r.Name(), te.StatusCode, http.StatusText(te.StatusCode), host, host)}
-		case http.StatusNotFound:
-			return &fault.Error{Kind: fault.NotFound, Err: err, Msg: fmt.Sprintf("registry %s has no image %s: %v", host, r.Name(), err)}
 		}
-		if te.StatusCode >= 500 {
-			return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("registry %s: %v", host, err)}
+		// Only the status: the answer's body is the remote's, and must not be echoed to
+		// whoever asked (the read API can name any host berth can reach).
+		answered := fmt.Sprintf("%d %s", te.StatusCode, http.StatusText(te.StatusCode))
+		switch {
+		case te.StatusCode == http.StatusNotFound:
+			return &fault.Error{Kind: fault.NotFound, Err: err, Msg: fmt.Sprintf("registry %s has no image %s (%s)", host, r.Name(), answered)}
+		case te.StatusCode >= 500:
+			return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("registry %s answered %s", host, answered)}
 		}
-		return &fault.Error{Kind: fault.Invalid, Err: err, Msg: fmt.Sprintf("registry %s: %v", host, err)}
+		return &fault.Error{Kind: fault.Invalid, Err: err, Msg: fmt.Sprintf("registry %s answered %s", host, answered)}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return &fault.Error{Kind: fault.Unavailable, Err: err, Msg: fmt.Sprintf("registry %s did not answer in time: %v", host, err)}

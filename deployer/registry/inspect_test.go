@@ -3,11 +3,15 @@ package registry
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -168,4 +172,25 @@ func TestInspectIndex(t *testing.T) {
 		t.Errorf("index: media type %s, platforms %v (want %v), digest %s, manifest %s", info.MediaType, info.Platforms, want, info.Digest, info.ManifestDigest)
 	}
 	requireSameAsEngine(t, eng, src, info)
+}
+
+// TestInspectNeverEchoesARemoteBody: whatever a host answers, the error says its status only;
+// the read API can name any host berth reaches, so its body must not come back to the caller.
+// (A fake host: what is under test is the error text of a registry no real one imitates.)
+func TestInspectNeverEchoesARemoteBody(t *testing.T) {
+	for _, status := range []int{http.StatusNotFound, http.StatusInternalServerError, http.StatusTeapot} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v2/" {
+				return
+			}
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, "internal admin page: password=hunter2")
+		}))
+		ref := strings.TrimPrefix(srv.URL, "http://") + "/acme/web:1"
+		_, err := Inspect(context.Background(), ref, nil)
+		srv.Close()
+		if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), strconv.Itoa(status)) {
+			t.Errorf("status %d: error %v, want the status and no body", status, err)
+		}
+	}
 }

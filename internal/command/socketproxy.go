@@ -45,11 +45,11 @@ func SocketProxy(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("SOCKET_PROXY_LISTEN=%s: %w", pc.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           socketproxy.New(pc.Socket, socketproxy.Policy{Exec: pc.Exec, Swarm: pc.Swarm, ReadOnly: pc.ReadOnly}, log),
+		Handler:           socketproxy.New(pc.Socket, pc.Policy(), log),
 		ReadHeaderTimeout: 10 * time.Second, // no other timeouts: events and pulls stream for long
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("socket proxy listening", "addr", network+"://"+ln.Addr().String(), "socket", pc.Socket, "exec", pc.Exec, "swarm", pc.Swarm, "readonly", pc.ReadOnly)
+	log.Info("socket proxy listening", "addr", network+"://"+ln.Addr().String(), "socket", pc.Socket, "exec", pc.Exec, "swarm", pc.Swarm, "readonly", pc.ReadOnly, "allow", pc.Allow)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

@@ -63,6 +63,8 @@ type Config struct {
 	// DistributionHost names a distribution registry as compose files do, when pushers reach it
 	// under another name (request.host of its events).
 	DistributionHost string `envconfig:"DISTRIBUTION_HOST"`
+	// GHCRHost is the registry host GitHub deliveries may deploy from (GitHub Enterprise's own).
+	GHCRHost string `envconfig:"GHCR_HOST" default:"ghcr.io"`
 
 	// Secrets with a _FILE variant (see secretVar); not envconfig's.
 	APIToken        handler.Secret  `ignored:"true"`
@@ -128,6 +130,7 @@ func Load(getenv func(string) string) (Config, error) {
 		*v.dst(&c.Webhooks) = handler.ParseSecrets(value)
 	}
 	c.Webhooks.DistributionHost = c.DistributionHost
+	c.Webhooks.GHCRHost = strings.ToLower(c.GHCRHost)
 	for i, o := range c.Owner {
 		c.Owner[i] = strings.TrimSpace(o)
 	}

@@ -117,7 +117,8 @@ func TestDiscoveryIsTheDefault(t *testing.T) {
 
 func TestExposureConfig(t *testing.T) {
 	valid := func() Exposure {
-		return Exposure{AuthFailureBurst: 10, AuthFailureRefill: 30 * time.Second, MaxConcurrentRequests: 64}
+		return Exposure{AuthFailureBurst: 10, AuthFailureRefill: 30 * time.Second, MaxConcurrentRequests: 64,
+			RequestBodyTimeout: 5 * time.Second, TrustedProxyHeader: "X-Forwarded-For"}
 	}
 	for _, tc := range []struct {
 		name string
@@ -141,6 +142,9 @@ func TestExposureConfig(t *testing.T) {
 		{"zero burst", func(e *Exposure) { e.AuthFailureBurst = 0 }, "AUTH_FAILURE_BURST=0"},
 		{"zero refill", func(e *Exposure) { e.AuthFailureRefill = 0 }, "AUTH_FAILURE_REFILL"},
 		{"zero concurrency", func(e *Exposure) { e.MaxConcurrentRequests = 0 }, "MAX_CONCURRENT_REQUESTS=0"},
+		{"zero body timeout", func(e *Exposure) { e.RequestBodyTimeout = 0 }, "REQUEST_BODY_TIMEOUT=0s"},
+		{"Forwarded header", func(e *Exposure) { e.TrustedProxyHeader = "Forwarded" }, ""},
+		{"bad proxy header", func(e *Exposure) { e.TrustedProxyHeader = "X-Forwarded-For: 1.2.3.4" }, "TRUSTED_PROXY_HEADER"},
 	} {
 		e := valid()
 		tc.edit(&e)

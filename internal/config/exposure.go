@@ -22,6 +22,8 @@ type Exposure struct {
 	ACMECARoots           string        `envconfig:"ACME_CA_ROOTS"`      // PEM file trusted for the ACME server's HTTPS
 	HTTPAddr              string        `envconfig:"HTTP_ADDR"`          // challenges and redirect; ":80" with ACME, "off" for none
 	TrustedProxies        string        `envconfig:"TRUSTED_PROXIES"`
+	TrustedProxyHeader    string        `envconfig:"TRUSTED_PROXY_HEADER" default:"X-Forwarded-For"`
+	RequestBodyTimeout    time.Duration `envconfig:"REQUEST_BODY_TIMEOUT" default:"5s"`
 	AuthFailureBurst      int           `envconfig:"AUTH_FAILURE_BURST" default:"10"`
 	AuthFailureRefill     time.Duration `envconfig:"AUTH_FAILURE_REFILL" default:"30s"`
 	MaxConcurrentRequests int           `envconfig:"MAX_CONCURRENT_REQUESTS" default:"64"`
@@ -30,7 +32,7 @@ type Exposure struct {
 // exposureVars are the variables Exposure reads, kept out of compose interpolation.
 func exposureVars() []string {
 	return []string{"TLS_CERT_FILE", "TLS_KEY_FILE", "ACME_DOMAINS", "ACME_EMAIL", "ACME_DIRECTORY_URL", "ACME_CA_ROOTS",
-		"HTTP_ADDR", "TRUSTED_PROXIES", "AUTH_FAILURE_BURST", "AUTH_FAILURE_REFILL", "MAX_CONCURRENT_REQUESTS"}
+		"HTTP_ADDR", "TRUSTED_PROXIES", "TRUSTED_PROXY_HEADER", "REQUEST_BODY_TIMEOUT", "AUTH_FAILURE_BURST", "AUTH_FAILURE_REFILL", "MAX_CONCURRENT_REQUESTS"}
 }
 
 // TLSMode is "acme", "files" or "off".
@@ -85,6 +87,10 @@ func (e Exposure) Validate(stateDir string) error {
 		return fmt.Errorf("AUTH_FAILURE_REFILL=%s must be positive, e.g. 30s", e.AuthFailureRefill)
 	case e.MaxConcurrentRequests < 1:
 		return fmt.Errorf("MAX_CONCURRENT_REQUESTS=%d must be at least 1", e.MaxConcurrentRequests)
+	case e.RequestBodyTimeout <= 0:
+		return fmt.Errorf("REQUEST_BODY_TIMEOUT=%s must be positive, e.g. 5s", e.RequestBodyTimeout)
+	case !validHeaderName(e.TrustedProxyHeader):
+		return fmt.Errorf("TRUSTED_PROXY_HEADER=%q is not a header name; name the one header your proxy sets, e.g. X-Forwarded-For, X-Real-IP or Forwarded", e.TrustedProxyHeader)
 	}
 	for _, d := range e.Domains() {
 		if err := checkDomain(d); err != nil {
@@ -119,6 +125,19 @@ func checkDomain(d string) error {
 	return nil
 }
 
+// validHeaderName accepts an HTTP header name (an RFC 9110 token).
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, c := range h {
+		if c > 0x7e || c <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) {
+			return false
+		}
+	}
+	return true
+}
+
 // Limits turns the settings into the handler's abuse limits.
 func (e Exposure) Limits() handler.Limits {
 	proxies, _ := handler.ParseTrustedProxies(e.TrustedProxies) // validated
@@ -126,6 +145,8 @@ func (e Exposure) Limits() handler.Limits {
 		AuthBurst:      e.AuthFailureBurst,
 		AuthRefill:     e.AuthFailureRefill,
 		MaxConcurrent:  e.MaxConcurrentRequests,
+		BodyTimeout:    e.RequestBodyTimeout,
 		TrustedProxies: proxies,
+		ProxyHeader:    e.TrustedProxyHeader,
 	}
 }

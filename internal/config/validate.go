@@ -42,6 +42,8 @@ func (c Config) Validate() error {
 		return errors.New("HOST_PROJECT_DIR needs PROJECT_DIR; discovered projects take their host paths from compose's labels")
 	case len(c.ProjectDirs()) > 1 && c.ProjectName != "":
 		return errors.New("COMPOSE_PROJECT_NAME applies to a single project but PROJECT_DIR lists several; name each project in its compose file (name:) or its .env")
+	case c.GHCRHost != "" && !registry.IsHost(c.GHCRHost):
+		return fmt.Errorf("GHCR_HOST=%q is not a registry host; give the host GitHub's package_url names, e.g. containers.github.acme.example", c.GHCRHost)
 	case c.DistributionHost != "" && !registry.IsHost(c.DistributionHost):
 		return fmt.Errorf("DISTRIBUTION_HOST=%q is not a registry host; give it as compose files name the registry, e.g. registry.example.com or registry.example.com:5000", c.DistributionHost)
 	case c.HostProjectDir != "" && len(strings.Split(c.HostProjectDir, ",")) != len(c.ProjectDirs()):

@@ -81,6 +81,14 @@ func examplePath(pattern string) string {
 	return strings.NewReplacer("{id}", "c0ffee", "{name}", "127.0.0.1:5000/acme/web:1").Replace(pattern)
 }
 
+// exampleBodies are the query and body the client sends with the calls whose body the proxy
+// inspects (inspect.go): a pull names fromImage and has no body, a create has a JSON body.
+var exampleBodies = map[string][2]string{
+	"POST /images/create":     {"?fromImage=127.0.0.1%3A5000%2Facme%2Fweb&tag=1", ""},
+	"POST /containers/create": {"?name=p-web-1", `{"Image":"acme/web:1","HostConfig":{"Binds":["data:/data"]}}`},
+	"POST /volumes/create":    {"", `{"Name":"p_data"}`},
+}
+
 // engineMethods are the methods of deployer.Engine, embedded interfaces' included.
 func engineMethods() []string {
 	t := reflect.TypeFor[deployer.Engine]()
@@ -133,11 +141,12 @@ func TestRulesCoverEngine(t *testing.T) {
 		}
 		policy := Policy{Exec: rt.group == groupExec, Swarm: rt.group == groupSwarm}
 		target := "/v1.52" + examplePath(rt.pattern)
+		example := exampleBodies[rt.method+" "+rt.pattern]
 		mu.Lock()
 		arrived = nil
 		mu.Unlock()
 		rec := httptest.NewRecorder()
-		New(sock, policy, slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest(rt.method, "http://docker"+target, nil))
+		New(sock, policy, slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest(rt.method, "http://docker"+target+example[0], strings.NewReader(example[1])))
 		mu.Lock()
 		got := slices.Clone(arrived)
 		mu.Unlock()
