@@ -23,6 +23,10 @@ func addRoutes(mux *http.ServeMux, cfg Config, d Deployer, log *slog.Logger) {
 		if ops.History != nil {
 			mux.Handle("GET /api/deploys", requireToken(token, log, handleDeploys(ops.History, log)))
 		}
+		if ops.Deployer != nil {
+			mux.Handle("POST /api/deploy", requireToken(token, log, handleDeployNow(ops.Deployer, log)))
+		}
+		newPage(token, ops, log).Register(mux)
 	}
 	if cfg.Ops.Metrics != nil && cfg.Ops.ServeMetrics {
 		mux.Handle("GET /metrics", cfg.Ops.Metrics.Handler())

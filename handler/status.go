@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/handler/web"
 )
 
 // ServiceLister reports what runs for every service berth serves.
@@ -20,13 +21,18 @@ type DeployHistory interface {
 	Records(n int) []deployer.Record
 }
 
-// Ops are the dependencies of the operator endpoints; each endpoint is off while its own is unset.
+// Ops are the dependencies of the operator endpoints and the status page (web); each endpoint is off while its own is unset.
 type Ops struct {
 	APIToken Secret         // bearer token of the status API; empty turns /api/* off
 	Services ServiceLister  // /api/services
 	History  DeployHistory  // /api/deploys
 	Images   ImageInspector // /api/images/inspect, behind Config.APIToken
-	Metrics  *Metrics       // counts webhooks; nil counts nothing
+	// Deployer deploys a service now: POST /api/deploy and the status page's buttons.
+	Deployer ServiceDeployer
+	// Events, when set, streams finished deploys to the status page (web.Hub.Publish is the
+	// deployer's OnRecord's to call).
+	Events  *web.Hub
+	Metrics *Metrics // counts webhooks; nil counts nothing
 	// ServeMetrics serves /metrics on this server (off when METRICS_ADDR gives it its own).
 	ServeMetrics bool
 }

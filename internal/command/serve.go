@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/handler"
+	statuspage "github.com/berth-dev/berth/handler/web"
 )
 
 // Serve is `berth serve`, the default command: it receives registry webhooks and redeploys
@@ -29,7 +30,8 @@ func Serve(ctx context.Context, args []string, env Env, stdout, stderr io.Writer
 func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeploys()
-	w, err := wire(ctx, deployCtx, env, stderr, nil)
+	events := statuspage.NewHub()
+	w, err := wire(ctx, deployCtx, env, stderr, events.Publish)
 	if err != nil {
 		return err
 	}
@@ -52,7 +54,8 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 		log.Warn("DRY_RUN is set: deploys are planned and recorded as would-deploy, nothing is pulled or recreated")
 	}
 	webhooks := cfg.Webhooks
-	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == ""}
+	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == "",
+		Deployer: d, Events: events}
 	webhooks.Limits = cfg.Exposure.Limits()
 	srv, err := listen(cfg.Exposure, cfg.ListenAddr, cfg.StateDir, handler.NewServer(webhooks, d, log), log)
 	if err != nil {

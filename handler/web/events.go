@@ -1,0 +1,87 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/deployer"
+)
+
+// streamLife bounds one event stream: the browser reconnects on its own (EventSource), and a
+// bounded stream never outlives the server's write timeout or holds up its shutdown for long.
+const streamLife = 25 * time.Second
+
+// Hub fans finished deploy records out to the open event streams. Publish never blocks: a
+// stream that is not reading misses the event and catches up at its next connect, which
+// names the newest record.
+type Hub struct {
+	mu   sync.Mutex
+	subs map[chan string]struct{}
+}
+
+// NewHub returns a hub with no subscriber.
+func NewHub() *Hub { return &Hub{subs: map[chan string]struct{}{}} }
+
+// Publish tells every open stream that r finished; it is meant for the deployer's OnRecord.
+func (h *Hub) Publish(r deployer.Record) {
+	id := r.ID + "/" + r.Project + "/" + r.Service
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- id:
+		default:
+		}
+	}
+}
+
+func (h *Hub) subscribe() (<-chan string, func()) {
+	ch := make(chan string, 8)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() { h.mu.Lock(); delete(h.subs, ch); h.mu.Unlock() }
+}
+
+// handleEvents streams "record" events, each naming a finished deploy; the first event names
+// the newest record already kept, so a page that missed one while reconnecting reloads.
+func (u *UI) handleEvents() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := u.required(r); err != nil {
+			u.deps.Fail(w, r, err)
+			return
+		}
+		events, stop := u.deps.Events.subscribe()
+		defer stop()
+		newest := ""
+		if u.deps.History != nil {
+			if rs := u.deps.History.Records(1); len(rs) > 0 {
+				newest = rs[0].ID + "/" + rs[0].Project + "/" + rs[0].Service
+			}
+		}
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		fmt.Fprintf(w, "retry: 2000\nevent: record\ndata: %s\n\n", newest)
+		_ = rc.Flush()
+		end := time.NewTimer(streamLife)
+		defer end.Stop()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-end.C:
+				return
+			case id := <-events:
+				fmt.Fprintf(w, "event: record\ndata: %s\n\n", id)
+				if rc.Flush() != nil {
+					return
+				}
+			}
+		}
+	})
+}
