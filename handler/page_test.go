@@ -64,9 +64,9 @@ func newPageServer(t *testing.T) (*httptest.Server, *fakeOps, *web.Hub) {
 	t.Helper()
 	ops := &fakeOps{
 		services: []deployer.ServiceStatus{{Project: "shop", Service: "web", Image: "registry.test/shop/web:1.4", Deploys: true,
-			RepoDigest:  "registry.test/shop/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-			ImageLabels: map[string]string{"org.opencontainers.image.version": "1.4.2", "org.opencontainers.image.revision": "abcdef0123456789", "org.opencontainers.image.source": "https://git.test/shop"},
-			Containers:  []deployer.ContainerStatus{{Name: "shop-web-1", State: "running", Health: "healthy"}},
+			RepoDigest:   "registry.test/shop/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+			ImageLabels:  map[string]string{"org.opencontainers.image.version": "1.4.2", "org.opencontainers.image.revision": "abcdef0123456789", "org.opencontainers.image.source": "https://git.test/shop"},
+			Containers:   []deployer.ContainerStatus{{Name: "shop-web-1", State: "running", Health: "healthy"}},
 			FailedImages: []deployer.FailedImage{{ID: "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210", Reason: "unhealthy"}}}},
 		records: []deployer.Record{{ID: "r1", Project: "shop", Service: "web", Source: "dockerhub", Repository: "registry.test/shop/web", Tag: "1.4",
 			Started: time.Unix(1795183407, 0), Duration: 1500 * time.Millisecond, Outcome: deployer.OutcomeDeployed,

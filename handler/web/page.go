@@ -37,7 +37,7 @@ type filter struct{ Service, Outcome string }
 // Outcomes lists the outcomes the filter offers.
 func (filter) Outcomes() []string {
 	return []string{deployer.OutcomeDeployed, deployer.OutcomeUpToDate, deployer.OutcomeFailed,
-		deployer.OutcomeRolledBack, deployer.OutcomeRejected, deployer.OutcomeWouldDeploy}
+		deployer.OutcomeRolledBack, deployer.OutcomeRejected, deployer.OutcomeSkipped, deployer.OutcomeWouldDeploy}
 }
 
 // serviceRow is one line of the services table.
@@ -226,7 +226,7 @@ func tone(s string) string {
 	switch {
 	case s == deployer.OutcomeDeployed, s == deployer.OutcomeUpToDate, strings.HasPrefix(s, "running") && !strings.Contains(s, "unhealthy") && !strings.Contains(s, "/"):
 		return "ok"
-	case s == deployer.OutcomeRolledBack, s == deployer.OutcomeRejected, s == deployer.OutcomeWouldDeploy, strings.Contains(s, "starting"), strings.Contains(s, "/"):
+	case s == deployer.OutcomeRolledBack, s == deployer.OutcomeRejected, s == deployer.OutcomeSkipped, s == deployer.OutcomeWouldDeploy, strings.Contains(s, "starting"), strings.Contains(s, "/"):
 		return "warn"
 	}
 	return "bad"
