@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/handler"
+	"github.com/berth-dev/berth/internal/config"
 )
 
 // Serve is `berth serve`, the default command: it receives registry webhooks and redeploys
@@ -29,7 +30,7 @@ func Serve(ctx context.Context, args []string, env Env, stdout, stderr io.Writer
 func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeploys()
-	w, err := wire(ctx, deployCtx, env, stderr, nil)
+	w, err := wire(ctx, deployCtx, env, stderr, true, nil)
 	if err != nil {
 		return err
 	}
@@ -38,12 +39,16 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 		// The engine may not be up yet; each service's next deploy repairs it too.
 		log.Error("repair unfinished deploys", "err", err)
 	}
+	if err := d.RepairLeftovers(ctx); err != nil {
+		log.Error("repair unfinished deploys from the engine's containers", "err", err)
+	}
 	if cfg.Discover() {
 		logDiscovered(ctx, d, log)
 	}
-	if cfg.StateDir == "" {
-		log.Warn("STATE_DIR is not set: a deploy interrupted by a crash is not repaired at the next start, and the deploy history is lost when berth stops")
+	if err := d.Resume(ctx); err != nil {
+		log.Error("resume pushes accepted before berth stopped; they stay owed until the next start", "err", err)
 	}
+	logStateDir(cfg, log)
 	if cfg.DryRun {
 		log.Warn("DRY_RUN is set: deploys are planned and recorded as would-deploy, nothing is pulled or recreated")
 	}
@@ -96,6 +101,21 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	}
 	w.close(stopCtx)
 	return nil
+}
+
+// logStateDir says once at start where berth keeps what must survive a crash, or that it
+// keeps it nowhere.
+func logStateDir(cfg config.Config, log *slog.Logger) {
+	switch {
+	case cfg.StateDir == "" && len(cfg.StateDirTried) > 0:
+		log.Warn("no writable state directory (tried "+strings.Join(cfg.StateDirTried, ", ")+"): accepted pushes do not survive a crash "+
+			"and the deploy history is lost when berth stops; set STATE_DIR to a writable directory (a volume)")
+	case cfg.StateDir == "":
+		log.Warn("STATE_DIR=none: accepted pushes do not survive a crash and the deploy history is lost when berth stops; " +
+			"an interrupted deploy is still repaired at start from the engine's containers")
+	case cfg.StateDirDefaulted:
+		log.Info("STATE_DIR is not set; keeping accepted pushes, deploy journals and the history in the default directory", "state_dir", cfg.StateDir)
+	}
 }
 
 // logDiscovered says at start which projects berth found and which it cannot serve, and why.

@@ -43,7 +43,8 @@ type wiring struct {
 
 // wire reads the configuration and builds the deployer the way every command uses it; the
 // deployer's OnRecord keeps history, counts metrics and queues notifications, then calls more.
-func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, more func(deployer.Record)) (*wiring, error) {
+// Only serving (berth serve) keeps accepted pushes in STATE_DIR: one process owns that log.
+func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, serving bool, more func(deployer.Record)) (*wiring, error) {
 	cfg, err := config.Load(env.Getenv)
 	if err != nil {
 		return nil, err
@@ -82,29 +83,33 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, more func(d
 	var d *deployer.Deployer
 	w.metrics = handler.NewMetrics(version(), func() int { return d.QueueDepth() })
 	d = deployer.New(deployCtx, w.docker, deployer.Options{
-		Projects:       projects,
-		Owners:         cfg.Owner,
-		ComposeVersion: cfg.ComposeVersion,
-		Parallel:       cfg.Parallel,
-		Logger:         w.log,
-		Self:           self,
-		Discover:       cfg.Discover(),
-		Filter:         cfg.Filter(),
-		Environ:        config.ComposeEnviron(env.Environ),
-		Backend:        cfg.Backend,
-		SwarmTimeout:   cfg.SwarmTimeout,
-		RegistryAuth:   registryAuth,
-		Gate:           cfg.Gate(),
-		StateDir:       cfg.StateDir,
-		HealthTimeout:  cfg.HealthTimeout,
-		HealthSettle:   cfg.HealthSettle,
-		KeepImages:     cmp.Or(cfg.KeepImages, -1), // 0 means keep none, not the default
-		RetryFor:       cfg.RetryFor,
-		CrashAfter:     cfg.CrashAfter,
-		Crash:          func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) },
-		DryRun:         cfg.DryRun,
-		OptIn:          cfg.OptIn,
-		Credentials:    creds,
+		Projects:        projects,
+		Owners:          cfg.Owner,
+		ComposeVersion:  cfg.ComposeVersion,
+		Parallel:        cfg.Parallel,
+		Logger:          w.log,
+		Self:            self,
+		Discover:        cfg.Discover(),
+		Filter:          cfg.Filter(),
+		Environ:         config.ComposeEnviron(env.Environ),
+		Backend:         cfg.Backend,
+		SwarmTimeout:    cfg.SwarmTimeout,
+		RegistryAuth:    registryAuth,
+		Gate:            cfg.Gate(),
+		StateDir:        cfg.StateDir,
+		HealthTimeout:   cfg.HealthTimeout,
+		HealthSettle:    cfg.HealthSettle,
+		KeepImages:      cmp.Or(cfg.KeepImages, -1), // 0 means keep none, not the default
+		RetryFor:        cfg.RetryFor,
+		RecordAccepted:  serving,
+		Shutdown:        ctx,
+		PullTimeout:     cfg.PullTimeout,
+		RegistryTimeout: cfg.RegistryTimeout,
+		CrashAfter:      cfg.CrashAfter,
+		Crash:           func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) },
+		DryRun:          cfg.DryRun,
+		OptIn:           cfg.OptIn,
+		Credentials:     creds,
 		OnRecord: func(r deployer.Record) {
 			if err := w.history.Add(r); err != nil {
 				w.log.Error("deploy history not saved", "err", err)
@@ -127,6 +132,9 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, more func(d
 func (w *wiring) close(ctx context.Context) {
 	if err := w.notifier.Close(ctx); err != nil {
 		w.log.Warn("notifications abandoned at exit", "err", err)
+	}
+	if err := w.deployer.Close(); err != nil {
+		w.log.Warn("accepted-push log", "err", err)
 	}
 	w.docker.Close()
 }

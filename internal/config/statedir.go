@@ -1,0 +1,57 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// StateDirNone is the STATE_DIR value that keeps everything in memory on purpose.
+const StateDirNone = "none"
+
+// stateDirCandidates are where STATE_DIR defaults to, first writable wins: the XDG state
+// directory when set, the system's state folder (writable when berth runs as root, as in its
+// image), then the user's XDG default.
+func stateDirCandidates(getenv func(string) string) []string {
+	var out []string
+	if x := getenv("XDG_STATE_HOME"); x != "" {
+		return append(out, filepath.Join(x, "berth"))
+	}
+	out = append(out, "/var/lib/berth")
+	if h := getenv("HOME"); h != "" {
+		out = append(out, filepath.Join(h, ".local", "state", "berth"))
+	}
+	return out
+}
+
+// resolveStateDir fills in STATE_DIR: as set, "" for StateDirNone, or else the first
+// writable default (StateDirDefaulted), "" when none is.
+func (c *Config) resolveStateDir(getenv func(string) string) {
+	switch c.StateDir {
+	case StateDirNone:
+		c.StateDir = ""
+		return
+	case "":
+	default:
+		return
+	}
+	c.StateDirTried = stateDirCandidates(getenv)
+	for _, dir := range c.StateDirTried {
+		if writable(dir) {
+			c.StateDir, c.StateDirDefaulted = dir, true
+			return
+		}
+	}
+}
+
+// writable says whether berth can create dir (0700) and write a file in it.
+func writable(dir string) bool {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false
+	}
+	f, err := os.CreateTemp(dir, ".berth-probe-*")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return os.Remove(f.Name()) == nil
+}
