@@ -149,8 +149,8 @@ type job struct {
 	project     compose.Spec
 	projectName string
 	service     string
-	dependent   bool // recreated because a service it depends on was: no pull, as compose does
-	manual      bool // berth deploy: tried even if the image failed on the service before
+	dependent   bool   // recreated because a service it depends on was: no pull, as compose does
+	manual      bool   // berth deploy: tried even if the image failed on the service before
 	key         string // project/service, under which the queue runs it and its push is settled
 	// swarmService is the id of the swarm service to update; "" for a compose service.
 	swarmService string

@@ -108,7 +108,7 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 func logStateDir(cfg config.Config, log *slog.Logger) {
 	switch {
 	case cfg.StateDir == "" && len(cfg.StateDirTried) > 0:
-		log.Warn("no writable state directory (tried "+strings.Join(cfg.StateDirTried, ", ")+"): accepted pushes do not survive a crash "+
+		log.Warn("no writable state directory (tried " + strings.Join(cfg.StateDirTried, ", ") + "): accepted pushes do not survive a crash " +
 			"and the deploy history is lost when berth stops; set STATE_DIR to a writable directory (a volume)")
 	case cfg.StateDir == "":
 		log.Warn("STATE_DIR=none: accepted pushes do not survive a crash and the deploy history is lost when berth stops; " +
