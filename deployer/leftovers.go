@@ -1,7 +1,6 @@
 package deployer
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,41 +31,49 @@ import (
 // version runs; nothing is lost).
 
 // RepairLeftovers repairs every deploy a crash left unfinished that no journal describes (no
-// STATE_DIR, or it was lost), from berth's container names on the engine. Run it at start,
-// after Reconcile.
+// STATE_DIR, or it was lost), from berth's container names on the engine, in the projects
+// berth serves (never another's: several berths may share an engine). Run it at start, after
+// Reconcile.
 func (d *Deployer) RepairLeftovers(ctx context.Context) error {
-	return d.repairFromEngine(ctx, "", "", false)
+	projects, err := d.servedProjects(ctx, d.loads.get, skipUnloadable)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sp := range projects {
+		errs = append(errs, d.repairFromEngine(ctx, sp.project.Name, "", false))
+	}
+	return errors.Join(errs...)
 }
 
-// repairFromEngine repairs the leftovers of every service berth may touch (or only the one
-// named by project and service, when set). A service another berth process is deploying (it
-// holds the lock in STATE_DIR) is left to it.
+// repairFromEngine repairs the leftovers of the project's services (or only of service, when
+// set). A service another berth process is deploying (it holds the lock in STATE_DIR) is left
+// to it; locked says the caller holds the service's lock already.
 func (d *Deployer) repairFromEngine(ctx context.Context, project, service string, locked bool) error {
-	f := client.Filters{}.Add("label", compose.LabelProject, compose.LabelOneoff+"=False")
-	if project != "" {
-		f = f.Add("label", compose.LabelProject+"="+project, compose.LabelService+"="+service)
+	f := client.Filters{}.Add("label", compose.LabelProject+"="+project, compose.LabelOneoff+"=False")
+	if service != "" {
+		f = f.Add("label", compose.LabelService+"="+service)
 	}
 	res, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
-		return unavailable("list containers", err)
+		return unavailable("list containers of project "+project, err)
 	}
-	groups := map[[2]string][]container.Summary{}
+	groups := map[string][]container.Summary{}
 	for _, c := range res.Items {
-		k := [2]string{c.Labels[compose.LabelProject], c.Labels[compose.LabelService]}
-		groups[k] = append(groups[k], c)
+		groups[c.Labels[compose.LabelService]] = append(groups[c.Labels[compose.LabelService]], c)
 	}
 	var errs []error
-	for _, k := range slices.SortedFunc(maps.Keys(groups), func(a, b [2]string) int { return cmp.Compare(a[0]+"/"+a[1], b[0]+"/"+b[1]) }) {
-		if !d.filter.allows(k[0]) || d.self.Project == k[0] && d.self.Service == k[1] {
+	for _, svc := range slices.Sorted(maps.Keys(groups)) {
+		if d.self.Project == project && d.self.Service == svc {
 			continue
 		}
-		j, err := d.leftoverJournal(ctx, k[0], k[1], groups[k])
+		j, err := d.leftoverJournal(ctx, project, svc, groups[svc])
 		if err != nil || j == nil {
 			errs = append(errs, err)
 			continue
 		}
 		if err := d.repairLocked(ctx, j, locked); err != nil {
-			errs = append(errs, fmt.Errorf("repair deploy of %s/%s from the engine: %w", k[0], k[1], err))
+			errs = append(errs, fmt.Errorf("repair deploy of %s/%s from the engine: %w", project, svc, err))
 		}
 	}
 	return errors.Join(errs...)
