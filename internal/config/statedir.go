@@ -1,8 +1,11 @@
 package config
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // StateDirNone is the STATE_DIR value that keeps everything in memory on purpose.
@@ -43,15 +46,17 @@ func (c *Config) resolveStateDir(getenv func(string) string) {
 	}
 }
 
-// writable says whether berth can create dir (0700) and write a file in it.
+// writable says whether berth could create dir and write in it, without creating anything
+// (loading the configuration changes nothing): dir, or its nearest existing ancestor, is a
+// directory this process may write to.
 func writable(dir string) bool {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil {
+			return fi.IsDir() && syscall.Access(p, 0x2|0x1) == nil // W_OK|X_OK
+		}
+		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
+			return false
+		}
 	}
-	f, err := os.CreateTemp(dir, ".berth-probe-*")
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return os.Remove(f.Name()) == nil
 }
