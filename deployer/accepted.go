@@ -48,8 +48,8 @@ func (d *Deployer) settle(ctx context.Context, j job, outcome string, err error)
 	}
 }
 
-// openAccepted opens STATE_DIR's accepted-push log; one it cannot read is set aside for the
-// operator (logged) and berth keeps its promises in memory instead.
+// openAccepted opens STATE_DIR's accepted-push log; when it cannot be read berth logs why and
+// keeps its promises in memory instead.
 func (d *Deployer) openAccepted() *state.Accepted {
 	a, err := d.state.Accepted()
 	if err == nil {
