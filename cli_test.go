@@ -35,6 +35,8 @@ func (r cliResult) lastLine() string {
 func runBerth(t *testing.T, bin string, env map[string]string, args ...string) cliResult {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	// STATE_DIR's default is a folder of the test's own unless the test sets one.
+	cmd.Env = append(cmd.Env, "XDG_STATE_HOME="+t.TempDir())
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if _, override := env[k]; !override {

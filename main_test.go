@@ -57,7 +57,8 @@ func startBerthStoppable(t *testing.T, env map[string]string) (string, *deployer
 // "listening" log line, which it returns with the log and stop (see startBerthStoppable).
 func launchBerth(t *testing.T, env map[string]string) (listening string, logs *deployertest.Log, stop func() error) {
 	t.Helper()
-	base := map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug"}
+	// XDG_STATE_HOME: STATE_DIR's default is a folder of the test's own unless the test sets one.
+	base := map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug", "XDG_STATE_HOME": t.TempDir()}
 	for k, v := range env {
 		base[k] = v
 	}

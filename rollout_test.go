@@ -24,6 +24,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/deployer/state"
 	"github.com/berth-dev/berth/internal/socketproxy"
 )
 
@@ -296,7 +297,7 @@ func startBerthProcess(t *testing.T, bin string, env map[string]string) *berthPr
 	addr := freeAddr(t)
 	cmd := exec.Command(bin)
 	cmd.Env = os.Environ()
-	for k, v := range map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": addr, "LOG_LEVEL": "debug"} {
+	for k, v := range map[string]string{"OWNER": "acme", "SECRET": testSecret, "LISTEN_ADDR": addr, "LOG_LEVEL": "debug", "XDG_STATE_HOME": t.TempDir()} {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	for k, v := range env {
@@ -323,79 +324,128 @@ func startBerthProcess(t *testing.T, bin string, env map[string]string) *berthPr
 	return p
 }
 
-// TestKilledMidDeployIsRepairedAtStart: berth, run as a process, kills itself with SIGKILL right
-// after each journaled step of a deploy (BERTH_TEST_CRASH_AFTER); started again, it repairs the
-// deploy before it serves: the service runs, no temporary container is left, no journal stays,
-// and a routine `docker compose up -d` (v5.6.0, then v2.40.3) recreates nothing: the service
-// answers on the version the repair left (the new one once the deploy had committed).
+// TestKilledMidDeployIsRepairedAtStart: berth, run as a process, is killed with SIGKILL right
+// after it answered 202 (by the test) or right after each journaled step of the deploy
+// (BERTH_TEST_CRASH_AFTER); started again, it repairs the deploy before it serves. With
+// STATE_DIR the journal repairs it and the accepted push is deployed again: the pushed version
+// ends up running, deployed once. With STATE_DIR=none berth reads the repair from its container
+// names: the service runs the new or the previous version. Either way no temporary container
+// and no journal is left, and a routine `docker compose up -d` (v5.6.0, then v2.40.3) recreates
+// nothing: the service answers on the version the repair left.
 func TestKilledMidDeployIsRepairedAtStart(t *testing.T) {
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
 	composeV2 := deployertest.ComposeCLI(t, "v2.40.3")
 	bin := buildBerth(t)
+	stopFirst := []string{"create", "stop", "set-aside", "rename", "start", "health", "remove"}
+	startFirst := []string{"create", "start", "health", "stop", "remove", "rename"}
 	for _, tc := range []struct {
-		order     string
-		steps     []string
-		committed int // the index of the first step after which the repair finishes the deploy
+		name, order string
+		steps       []string
+		durable     bool // STATE_DIR set: the pushed version must end up running
 	}{
-		{"stop-first", []string{"create", "stop", "set-aside", "rename", "start", "health", "remove"}, 6},
-		{"start-first", []string{"create", "start", "health", "stop", "remove", "rename"}, 3},
+		{"stop-first", "stop-first", append([]string{"accepted"}, stopFirst...), true},
+		{"start-first", "start-first", append([]string{"accepted"}, startFirst...), true},
+		{"stop-first without STATE_DIR", "stop-first", stopFirst, false},
+		{"start-first without STATE_DIR", "start-first", startFirst, false},
 	} {
-		t.Run(tc.order, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			tag := deployertest.UniqueTag("crash")
 			project := strings.ReplaceAll(tag, "-", "")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 0")
 			dir := deployertest.WriteProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n    deploy: {update_config: {order: %s}}\n", tag, tc.order))
 			deployertest.ComposeUp(t, compose, dir)
 			env := rolloutEnv(t, dir)
+			if !tc.durable {
+				env["STATE_DIR"] = "none"
+			}
 			web := project + "-web-1"
 			running := "version 0"
 			for i, step := range tc.steps {
-				deployertest.PushHTTPImage(t, eng, "acme/web", tag, fmt.Sprintf("version %d", i+1))
-				crashing := map[string]string{"BERTH_TEST_CRASH_AFTER": step}
-				for k, v := range env {
-					crashing[k] = v
-				}
-				b := startBerthProcess(t, bin, crashing)
-				if status, body := post(t, b.url+"/webhook?secret="+testSecret, dockerHubPayload(t, tag)); status != http.StatusAccepted {
-					t.Fatalf("webhook answered %d %s", status, body)
-				}
-				select {
-				case err := <-b.done:
-					var exit *exec.ExitError
-					if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-						t.Fatalf("after step %s berth ended with %v, want SIGKILL\n%s", step, err, b.logs.String())
-					}
-				case <-time.After(time.Minute):
-					t.Fatalf("berth did not crash after step %s\n%s", step, b.logs.String())
-				}
-				b.done <- nil // for its cleanup
-
+				pushed := fmt.Sprintf("version %d", i+1)
+				deployertest.PushHTTPImage(t, eng, "acme/web", tag, pushed)
+				killAfter(t, bin, env, tag, step)
 				again := startBerthProcess(t, bin, env)
+				if tc.durable {
+					// The push is owed: berth deploys it again, once (a finished one is up to date).
+					deployertest.Eventually(t, "the owed push to be deployed", time.Minute, func() bool { return finishedDeploys(again.logs.String()) >= 1 })
+				}
 				requireOnly(t, eng, project, web)
-				if journals, _ := filepath.Glob(filepath.Join(env["STATE_DIR"], "journal", "*")); len(journals) > 0 {
-					t.Errorf("after step %s journals remain: %v", step, journals)
+				// A container the repair started again may take a moment to answer.
+				var got string
+				deployertest.Eventually(t, "web to answer after step "+step, 10*time.Second, func() bool {
+					_, port, err := servicePort(context.Background(), eng, web)
+					got, _ = deployertest.Get("http://127.0.0.1:" + port + "/")
+					return err == nil && got != ""
+				})
+				switch {
+				case tc.durable && got != pushed:
+					t.Errorf("after step %s web answers %q, want the pushed %q\n%s", step, got, pushed, again.logs.String())
+				case !tc.durable && got != pushed && got != running:
+					t.Errorf("after step %s web answers %q, want %q or the previous %q", step, got, pushed, running)
 				}
-				if i >= tc.committed {
-					running = fmt.Sprintf("version %d", i+1)
-				}
+				running = got
 				for _, cli := range []string{compose, composeV2} {
-					id, port, err := servicePort(context.Background(), eng, web)
-					got, _ := deployertest.Get("http://127.0.0.1:" + port + "/")
-					if err != nil || got != running {
-						t.Errorf("after step %s web answers %q (%v), want %q", step, got, err, running)
-					}
+					id, _, err := servicePort(context.Background(), eng, web)
 					out := deployertest.Compose(t, cli, dir, "up", "-d")
-					if again, _, err := servicePort(context.Background(), eng, web); err != nil || again != id {
-						t.Errorf("after step %s `%s up -d` recreated web (%v):\n%s", step, filepath.Base(cli), err, out)
+					if again, port, err2 := servicePort(context.Background(), eng, web); err != nil || err2 != nil || again != id {
+						t.Errorf("after step %s `%s up -d` recreated web (%v, %v):\n%s", step, filepath.Base(cli), err, err2, out)
+					} else if answer, _ := deployertest.Get("http://127.0.0.1:" + port + "/"); answer != running {
+						t.Errorf("after step %s and `%s up -d` web answers %q, want %q", step, filepath.Base(cli), answer, running)
 					}
 				}
-				t.Logf("killed after %s: repaired onto %q, then checked with compose up -d", step, running)
 				_ = again.cmd.Process.Signal(syscall.SIGTERM)
 				<-again.done
 				again.done <- nil
+				if n := finishedDeploys(again.logs.String()); tc.durable && n != 1 {
+					t.Errorf("after step %s the restarted berth ended %d deploys, want 1\n%s", step, n, again.logs.String())
+				}
+				if tc.durable {
+					owed, err := state.New(env["STATE_DIR"]).Accepted()
+					if err != nil || len(owed.Pending()) > 0 {
+						t.Errorf("after step %s pushes are still owed: %v (%v)", step, owed.Pending(), err)
+					}
+				}
+				if journals, _ := filepath.Glob(filepath.Join(env["STATE_DIR"], "journal", "*")); len(journals) > 0 {
+					t.Errorf("after step %s journals remain: %v", step, journals)
+				}
+				t.Logf("killed after %s: repaired, web answers %q", step, got)
 			}
 		})
+	}
+}
+
+// killAfter starts berth, posts a push of tag and has berth killed with SIGKILL after step:
+// "accepted" is right after the 202 (by the test), any other a journaled step (by berth).
+func killAfter(t *testing.T, bin string, env map[string]string, tag, step string) {
+	t.Helper()
+	crashing := map[string]string{}
+	for k, v := range env {
+		crashing[k] = v
+	}
+	if step != "accepted" {
+		crashing["BERTH_TEST_CRASH_AFTER"] = step
+	}
+	b := startBerthProcess(t, bin, crashing)
+	if status, body := post(t, b.url+"/webhook?secret="+testSecret, dockerHubPayload(t, tag)); status != http.StatusAccepted {
+		t.Fatalf("webhook answered %d %s", status, body)
+	}
+	if step == "accepted" {
+		_ = b.cmd.Process.Kill()
+	}
+	select {
+	case err := <-b.done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("after step %s berth ended with %v, want SIGKILL\n%s", step, err, b.logs.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("berth did not crash after step %s\n%s", step, b.logs.String())
+	}
+	b.done <- nil // for its cleanup
+	if step == "accepted" {
+		t.Logf("killed after the 202; the pull had finished: %v", strings.Contains(b.logs.String(), "msg=create"))
 	}
 }
 

@@ -57,6 +57,8 @@ func (d *Deployer) CheckServices(ctx context.Context) ([]ServiceCheck, error) {
 // CheckRegistry asks the engine to resolve ref in its registry with berth's login, which
 // proves the login (if any) is accepted without pulling anything.
 func (d *Deployer) CheckRegistry(ctx context.Context, ref string) error {
+	ctx, cancel := d.registryContext(ctx, d.regTimeout)
+	defer cancel()
 	if _, err := d.eng.DistributionInspect(ctx, ref, client.DistributionInspectOptions{EncodedRegistryAuth: d.creds.Header(ref)}); err != nil {
 		return d.creds.Explain(ref, unavailable("resolve "+ref+" in its registry", err))
 	}

@@ -83,6 +83,17 @@ type Options struct {
 	// current config (compose's up --force-recreate), for parity checks; pushes never set it.
 	ForceRecreate bool
 
+	// RecordAccepted keeps every accepted push in STATE_DIR until its deploy ends, so that
+	// Resume deploys it after a crash (berth serve; one process per STATE_DIR).
+	RecordAccepted bool
+	// Shutdown ends with the process's life: pulls and registry calls in flight stop then
+	// (nothing was changed yet, and the push stays owed); rollouts in flight go on.
+	Shutdown context.Context
+	// PullTimeout bounds each image pull; default 10m. RegistryTimeout bounds each registry
+	// request berth makes itself (image inspection); default 30s.
+	PullTimeout     time.Duration
+	RegistryTimeout time.Duration
+
 	DryRun      bool                 // plan and record deploys as OutcomeWouldDeploy, changing nothing on the engine
 	OptIn       bool                 // deploy only services labelled berth.enable=true
 	Credentials registry.Credentials // registry logins for pulls
@@ -125,6 +136,10 @@ type Deployer struct {
 	dryRun        bool
 	optIn         bool
 	creds         registry.Credentials
+	accepted      *state.Accepted // pushes answered 202 and not yet deployed; nil unless RecordAccepted
+	shutdown      context.Context
+	pullTimeout   time.Duration
+	regTimeout    time.Duration
 }
 
 type job struct {
@@ -139,6 +154,7 @@ type job struct {
 	// sharedWith names the other services this push deploys, which name the same image
 	// reference: a deploy that does not end on the pulled image leaves the reference alone.
 	sharedWith []string
+	key        string // project/service, under which the queue runs it and its push is settled
 	// swarmService is the id of the swarm service to update; "" for a compose service.
 	swarmService string
 }
@@ -165,7 +181,11 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 		state: state.New(o.StateDir), healthTimeout: cmp.Or(o.HealthTimeout, health.DefaultTimeout), healthSettle: cmp.Or(o.HealthSettle, health.DefaultSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
 		replaced: newImageLists[string](state.New(o.StateDir), state.ReplacedImages), failed: newImageLists[FailedImage](state.New(o.StateDir), state.FailedImages),
-		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials}
+		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials, shutdown: cmp.Or(o.Shutdown, context.Background()),
+		pullTimeout: cmp.Or(o.PullTimeout, DefaultPullTimeout), regTimeout: cmp.Or(o.RegistryTimeout, DefaultRegistryTimeout)}
+	if o.RecordAccepted {
+		d.accepted = d.openAccepted()
+	}
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	d.loads = newProjectLoads(compose.Load)
 	d.swarm = d.newSwarm(eng, o.SwarmTimeout)
@@ -181,13 +201,15 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 	if err != nil {
 		return Ticket{}, err
 	}
+	d.accept(t, req)
 	d.submit(t, jobs)
 	return t, nil
 }
 
 func (d *Deployer) submit(t Ticket, jobs []job) {
 	for i, j := range jobs {
-		coalesced := d.queue.submit(t.Services[i], j)
+		j.key = t.Services[i]
+		coalesced := d.queue.submit(j.key, j)
 		d.log.Info("deploy queued", "deploy", t.ID, "service", t.Services[i], "image", t.Image, "coalesced", coalesced)
 	}
 }
@@ -284,6 +306,7 @@ func (d *Deployer) runJob(ctx context.Context, j job) {
 		Started: time.Now(), Steps: []Step{},
 	}
 	outcome, err := d.execute(ctx, log, j, &rec)
+	d.settle(ctx, j, outcome, err)
 	rec.Outcome, rec.Duration = outcome, time.Since(rec.Started)
 	if err != nil {
 		rec.Error = err.Error()

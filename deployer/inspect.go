@@ -52,7 +52,9 @@ func ociLabels(labels map[string]string) map[string]string {
 // InspectImage fetches ref's manifest (or index) and config from its registry with berth's
 // registry credentials, pulling no layers, and lists the service containers that run ref.
 func (d *Deployer) InspectImage(ctx context.Context, ref string) (ImageReport, error) {
-	info, err := registry.Inspect(ctx, ref, d.keychain)
+	rctx, cancel := d.registryContext(ctx, d.regTimeout)
+	info, err := registry.Inspect(rctx, ref, d.keychain)
+	cancel()
 	if err != nil {
 		return ImageReport{}, err
 	}

@@ -2,7 +2,9 @@ package deployer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/moby/moby/client"
@@ -29,8 +31,27 @@ func (d *Deployer) pullPinned(ctx context.Context, ref, digest string) error {
 	return nil
 }
 
-// pull fetches ref and fails unless the engine reports the whole pull succeeded.
+// Defaults of the registry bounds, used when Options leave them zero.
+const (
+	DefaultPullTimeout     = 10 * time.Minute
+	DefaultRegistryTimeout = 30 * time.Second
+)
+
+// pull fetches ref and fails unless the engine reports the whole pull succeeded. It waits on
+// the registry, not on the host, so it gives up its deploy slot meanwhile (queue.unlimited):
+// a stuck pull holds up its own service only. It ends after PullTimeout, or at shutdown.
 func (d *Deployer) pull(ctx context.Context, ref string) error {
+	ctx, cancel := d.registryContext(ctx, d.pullTimeout)
+	defer cancel()
+	var err error
+	unlimited(ctx, func() { err = d.pullOnce(ctx, ref) })
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("pull %s did not finish within %s (PULL_TIMEOUT): the registry may be unreachable or stuck: %w", ref, d.pullTimeout, ctx.Err())
+	}
+	return err
+}
+
+func (d *Deployer) pullOnce(ctx context.Context, ref string) error {
 	resp, err := d.eng.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: d.creds.Header(ref)})
 	if err != nil {
 		return d.creds.Explain(ref, fmt.Errorf("pull %s: %w", ref, err))
@@ -40,4 +61,12 @@ func (d *Deployer) pull(ctx context.Context, ref string) error {
 		return d.creds.Explain(ref, fmt.Errorf("pull %s: %w", ref, err))
 	}
 	return nil
+}
+
+// registryContext bounds a call that waits on a registry: it ends after timeout, or when
+// berth shuts down, whichever comes first.
+func (d *Deployer) registryContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	stop := context.AfterFunc(d.shutdown, cancel)
+	return ctx, func() { stop(); cancel() }
 }

@@ -49,7 +49,7 @@ func (q *queue) drain(key string, j job) {
 	defer q.wg.Done()
 	for {
 		q.limit <- struct{}{}
-		q.run(q.ctx, j)
+		q.run(context.WithValue(q.ctx, slotKey{}, q.limit), j)
 		<-q.limit
 
 		q.mu.Lock()
@@ -89,4 +89,22 @@ func (q *queue) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// slotKey marks the context of a job that holds one of the queue's slots (its value is the
+// queue's limit channel).
+type slotKey struct{}
+
+// unlimited runs fn outside the deploy slot ctx's job holds, if any, and takes a slot again
+// afterwards: for waits on something other than this host, like a registry, which must not
+// keep other services' deploys waiting.
+func unlimited(ctx context.Context, fn func()) {
+	limit, ok := ctx.Value(slotKey{}).(chan struct{})
+	if !ok {
+		fn()
+		return
+	}
+	<-limit
+	defer func() { limit <- struct{}{} }()
+	fn()
 }

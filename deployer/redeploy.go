@@ -37,7 +37,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	}
 	defer unlock()
 	// A deploy of this service that a crash or a daemon restart interrupted is repaired first.
-	if err := d.reconcileService(ctx, t.p.Name, t.s.Name); err != nil {
+	if err := d.reconcileService(ctx, t.p.Name, t.s.Name, !j.dependent); err != nil {
 		return OutcomeFailed, err
 	}
 	if err := d.resolveServiceReferences(ctx, t.p, &t.s); err != nil {

@@ -16,7 +16,8 @@ import (
 
 // Reconcile repairs every deploy a crash or a daemon restart left unfinished: one whose new
 // containers had passed the health gate is finished, any other is undone, so the service runs
-// and no temporary container is left. A deploy another berth process is running (it holds the
+// and no temporary container is left. The journals in STATE_DIR say what to do; what no journal
+// describes, RepairLeftovers finds on the engine. A deploy another berth process is running (it holds the
 // service's lock) is left to it. Run it at start, before serving.
 func (d *Deployer) Reconcile(ctx context.Context) error {
 	js, err := d.state.Journals()
@@ -42,13 +43,21 @@ func (d *Deployer) Reconcile(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// reconcileService repairs the service's own unfinished deploy, if any, before a new one.
-func (d *Deployer) reconcileService(ctx context.Context, project, service string) error {
+// reconcileService repairs the service's own unfinished deploy, if any, before a new one; the
+// caller holds the service's lock. fromEngine also looks for leftovers no journal names (a
+// dependent's recreate does not: the service's own deploy may be running beside it).
+func (d *Deployer) reconcileService(ctx context.Context, project, service string, fromEngine bool) error {
 	j, err := d.state.Pending(project, service)
-	if err != nil || j == nil {
+	if err != nil {
 		return err
 	}
-	return d.repair(ctx, j)
+	if j != nil {
+		return d.repair(ctx, j)
+	}
+	if !fromEngine {
+		return nil
+	}
+	return d.repairFromEngine(ctx, project, service, true)
 }
 
 func (d *Deployer) repair(ctx context.Context, j *state.Journal) error {

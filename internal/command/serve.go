@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/handler"
 	statuspage "github.com/berth-dev/berth/handler/web"
+	"github.com/berth-dev/berth/internal/config"
 )
 
 // Serve is `berth serve`, the default command: it receives registry webhooks and redeploys
@@ -31,7 +32,7 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeploys()
 	events := statuspage.NewHub()
-	w, err := wire(ctx, deployCtx, env, stderr, events.Publish)
+	w, err := wire(ctx, deployCtx, env, stderr, true, events.Publish)
 	if err != nil {
 		return err
 	}
@@ -40,16 +41,7 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 		w.close(ctx)
 		return err
 	}
-	if err := d.Reconcile(ctx); err != nil {
-		// The engine may not be up yet; each service's next deploy repairs it too.
-		log.Error("repair unfinished deploys", "err", err)
-	}
-	if cfg.Discover() {
-		logDiscovered(ctx, d, log)
-	}
-	if cfg.StateDir == "" {
-		log.Warn("STATE_DIR is not set: a deploy interrupted by a crash is not repaired at the next start, and the deploy history is lost when berth stops")
-	}
+	recoverAtStart(ctx, cfg, d, log)
 	if cfg.DryRun {
 		log.Warn("DRY_RUN is set: deploys are planned and recorded as would-deploy, nothing is pulled or recreated")
 	}
@@ -103,6 +95,40 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	}
 	w.close(stopCtx)
 	return nil
+}
+
+// recoverAtStart finishes or undoes the deploys a crash left unfinished (from the journals,
+// then from the engine's containers) and queues again the pushes accepted but not deployed.
+func recoverAtStart(ctx context.Context, cfg config.Config, d *deployer.Deployer, log *slog.Logger) {
+	if err := d.Reconcile(ctx); err != nil {
+		// The engine may not be up yet; each service's next deploy repairs it too.
+		log.Error("repair unfinished deploys", "err", err)
+	}
+	if err := d.RepairLeftovers(ctx); err != nil {
+		log.Error("repair unfinished deploys from the engine's containers", "err", err)
+	}
+	if cfg.Discover() {
+		logDiscovered(ctx, d, log)
+	}
+	if err := d.Resume(ctx); err != nil {
+		log.Error("resume pushes accepted before berth stopped; they stay owed until the next start", "err", err)
+	}
+	logStateDir(cfg, log)
+}
+
+// logStateDir says once at start where berth keeps what must survive a crash, or that it
+// keeps it nowhere.
+func logStateDir(cfg config.Config, log *slog.Logger) {
+	switch {
+	case cfg.StateDir == "" && len(cfg.StateDirTried) > 0:
+		log.Warn("no writable state directory (tried " + strings.Join(cfg.StateDirTried, ", ") + "): accepted pushes do not survive a crash " +
+			"and the deploy history is lost when berth stops; set STATE_DIR to a writable directory (a volume)")
+	case cfg.StateDir == "":
+		log.Warn("STATE_DIR=none: accepted pushes do not survive a crash and the deploy history is lost when berth stops; " +
+			"an interrupted deploy is still repaired at start from the engine's containers")
+	case cfg.StateDirDefaulted:
+		log.Info("STATE_DIR is not set; keeping accepted pushes, deploy journals and the history in the default directory", "state_dir", cfg.StateDir)
+	}
 }
 
 // logDiscovered says at start which projects berth found and which it cannot serve, and why.

@@ -41,9 +41,23 @@ type wiring struct {
 	metrics  *handler.Metrics
 }
 
+// swarmAuth is what the swarm backend forwards to the nodes: the pull logins, unless its own
+// REGISTRY_AUTH_CONFIG says otherwise.
+func swarmAuth(cfg config.Config, creds registry.Credentials) (registry.Credentials, error) {
+	if cfg.RegistryConfig == "" {
+		return creds, nil
+	}
+	auth, err := registry.LoadConfig(cfg.RegistryConfig)
+	if err != nil {
+		return registry.Credentials{}, fmt.Errorf("REGISTRY_AUTH_CONFIG: %w", err)
+	}
+	return auth, nil
+}
+
 // wire reads the configuration and builds the deployer the way every command uses it; the
 // deployer's OnRecord keeps history, counts metrics and queues notifications, then calls more.
-func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, more func(deployer.Record)) (*wiring, error) {
+// Only serving (berth serve) keeps accepted pushes in STATE_DIR: one process owns that log.
+func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, serving bool, more func(deployer.Record)) (*wiring, error) {
 	cfg, err := config.Load(env.Getenv)
 	if err != nil {
 		return nil, err
@@ -68,12 +82,9 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, more func(d
 	if err != nil {
 		w.log.Warn("cannot tell which compose service berth runs as; a push of berth's own image could stop berth mid-deploy", "err", err)
 	}
-	// The swarm backend forwards the pull logins, unless its own REGISTRY_AUTH_CONFIG says otherwise.
-	registryAuth := creds
-	if cfg.RegistryConfig != "" {
-		if registryAuth, err = registry.LoadConfig(cfg.RegistryConfig); err != nil {
-			return nil, fmt.Errorf("REGISTRY_AUTH_CONFIG: %w", err)
-		}
+	registryAuth, err := swarmAuth(cfg, creds)
+	if err != nil {
+		return nil, err
 	}
 	if self.SwarmService != "" {
 		w.log.Info("berth runs as a swarm service and will not update it", "stack", self.Stack, "service_id", self.SwarmService)
@@ -82,29 +93,33 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, more func(d
 	var d *deployer.Deployer
 	w.metrics = handler.NewMetrics(func() string { v, _, _ := buildVersion(); return v }(), func() int { return d.QueueDepth() })
 	d = deployer.New(deployCtx, w.docker, deployer.Options{
-		Projects:       projects,
-		Owners:         cfg.Owner,
-		ComposeVersion: cfg.ComposeVersion,
-		Parallel:       cfg.Parallel,
-		Logger:         w.log,
-		Self:           self,
-		Discover:       cfg.Discover(),
-		Filter:         cfg.Filter(),
-		Environ:        config.ComposeEnviron(env.Environ),
-		Backend:        cfg.Backend,
-		SwarmTimeout:   cfg.SwarmTimeout,
-		RegistryAuth:   registryAuth,
-		Gate:           cfg.Gate(),
-		StateDir:       cfg.StateDir,
-		HealthTimeout:  cfg.HealthTimeout,
-		HealthSettle:   cfg.HealthSettle,
-		KeepImages:     cmp.Or(cfg.KeepImages, -1), // 0 means keep none, not the default
-		RetryFor:       cfg.RetryFor,
-		CrashAfter:     cfg.CrashAfter,
-		Crash:          func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) },
-		DryRun:         cfg.DryRun,
-		OptIn:          cfg.OptIn,
-		Credentials:    creds,
+		Projects:        projects,
+		Owners:          cfg.Owner,
+		ComposeVersion:  cfg.ComposeVersion,
+		Parallel:        cfg.Parallel,
+		Logger:          w.log,
+		Self:            self,
+		Discover:        cfg.Discover(),
+		Filter:          cfg.Filter(),
+		Environ:         config.ComposeEnviron(env.Environ),
+		Backend:         cfg.Backend,
+		SwarmTimeout:    cfg.SwarmTimeout,
+		RegistryAuth:    registryAuth,
+		Gate:            cfg.Gate(),
+		StateDir:        cfg.StateDir,
+		HealthTimeout:   cfg.HealthTimeout,
+		HealthSettle:    cfg.HealthSettle,
+		KeepImages:      cmp.Or(cfg.KeepImages, -1), // 0 means keep none, not the default
+		RetryFor:        cfg.RetryFor,
+		RecordAccepted:  serving,
+		Shutdown:        ctx,
+		PullTimeout:     cfg.PullTimeout,
+		RegistryTimeout: cfg.RegistryTimeout,
+		CrashAfter:      cfg.CrashAfter,
+		Crash:           func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) },
+		DryRun:          cfg.DryRun,
+		OptIn:           cfg.OptIn,
+		Credentials:     creds,
 		OnRecord: func(r deployer.Record) {
 			if err := w.history.Add(r); err != nil {
 				w.log.Error("deploy history not saved", "err", err)
@@ -127,6 +142,9 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, more func(d
 func (w *wiring) close(ctx context.Context) {
 	if err := w.notifier.Close(ctx); err != nil {
 		w.log.Warn("notifications abandoned at exit", "err", err)
+	}
+	if err := w.deployer.Close(); err != nil {
+		w.log.Warn("accepted-push log", "err", err)
 	}
 	w.docker.Close()
 }

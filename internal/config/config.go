@@ -38,11 +38,17 @@ type Config struct {
 	Backend         string        `envconfig:"BACKEND" default:"auto"`     // auto, compose or swarm
 	SwarmTimeout    time.Duration `envconfig:"SWARM_TIMEOUT" default:"5m"` // bound on a swarm update, and on its rollback
 	RegistryConfig  string        `envconfig:"REGISTRY_AUTH_CONFIG"`       // a docker config.json whose credentials go to the swarm
-	StateDir        string        `envconfig:"STATE_DIR"`                  // deploy journals, replaced-image lists and the deploy history; the compose file mounts a volume
+	StateDir        string        `envconfig:"STATE_DIR"`                  // journals, accepted pushes, image lists, history; unset: a writable default (statedir.go); "none": memory only
 	HealthTimeout   time.Duration `envconfig:"HEALTH_TIMEOUT" default:"60s"`
 	HealthSettle    time.Duration `envconfig:"HEALTH_SETTLE" default:"5s"`
 	KeepImages      int           `envconfig:"KEEP_IMAGES" default:"2"`
 	RetryFor        time.Duration `envconfig:"RETRY_FOR" default:"10m"`
+	PullTimeout     time.Duration `envconfig:"PULL_TIMEOUT" default:"10m"`     // bound on each image pull
+	RegistryTimeout time.Duration `envconfig:"REGISTRY_TIMEOUT" default:"30s"` // bound on each registry request berth makes itself
+
+	// StateDirDefaulted says STATE_DIR was unset and took the first writable of StateDirTried.
+	StateDirDefaulted bool     `ignored:"true"`
+	StateDirTried     []string `ignored:"true"`
 
 	// The default pre-deploy gate; a service's berth.gate.* labels override it.
 	GateImage   string        `envconfig:"GATE_IMAGE"`
@@ -105,7 +111,7 @@ func credentialVars() []credentialVar {
 // compose files are interpolated with, so ${SECRET} in a compose file cannot leak berth's.
 func ownVars() []string {
 	vars := []string{"OWNER", "PROJECT_DIR", "HOST_PROJECT_DIR", "PROJECTS", "SKIP_PROJECTS", "COMPOSE_VERSION", "LISTEN_ADDR", "LOG_LEVEL", "LOG_FORMAT",
-		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG", "STATE_DIR", "HEALTH_TIMEOUT", "HEALTH_SETTLE", "KEEP_IMAGES", "RETRY_FOR", "BERTH_TEST_CRASH_AFTER",
+		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG", "STATE_DIR", "HEALTH_TIMEOUT", "HEALTH_SETTLE", "KEEP_IMAGES", "RETRY_FOR", "PULL_TIMEOUT", "REGISTRY_TIMEOUT", "BERTH_TEST_CRASH_AFTER",
 		"API_TOKEN", "GATE_IMAGE", "GATE_COMMAND", "GATE_URL", "GATE_TIMEOUT", "GATE_NETWORK",
 		"HISTORY_LIMIT", "METRICS_ADDR", "NOTIFY_TIMEOUT", "DRY_RUN", "OPT_IN",
 		"API_TOKEN_FILE", "PULL_CREDENTIALS", "PULL_CREDENTIALS_FILE", "NOTIFY_URLS", "NOTIFY_URLS_FILE"}
@@ -134,6 +140,7 @@ func Load(getenv func(string) string) (Config, error) {
 	for i, o := range c.Owner {
 		c.Owner[i] = strings.TrimSpace(o)
 	}
+	c.resolveStateDir(getenv)
 	if err := c.loadOps(getenv); err != nil {
 		return c, err
 	}

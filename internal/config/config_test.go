@@ -203,3 +203,45 @@ func TestStartupValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestStateDirDefault: STATE_DIR as set; "none" keeps everything in memory; unset, the first
+// writable default, found without creating anything; nothing writable leaves memory only and
+// says what was tried.
+func TestStateDirDefault(t *testing.T) {
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		env       map[string]string
+		want      string
+		defaulted bool
+	}{
+		{"set", map[string]string{"STATE_DIR": "/srv/berth"}, "/srv/berth", false},
+		{"none", map[string]string{"STATE_DIR": "none"}, "", false},
+		{"xdg", map[string]string{"XDG_STATE_HOME": filepath.Join(tmp, "state")}, filepath.Join(tmp, "state", "berth"), true},
+		{"nothing writable", map[string]string{"XDG_STATE_HOME": filepath.Join(file, "state")}, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"OWNER": "acme", "SECRET": "0123456789abcdef0123"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			c, err := Load(func(k string) string { return env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.StateDir != tc.want || c.StateDirDefaulted != tc.defaulted {
+				t.Errorf("STATE_DIR %q (defaulted %v), want %q (%v)", c.StateDir, c.StateDirDefaulted, tc.want, tc.defaulted)
+			}
+			if tc.name == "nothing writable" && len(c.StateDirTried) == 0 {
+				t.Error("nothing writable, and no candidate named")
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "state")); !os.IsNotExist(err) {
+		t.Errorf("loading the configuration created the default STATE_DIR (%v)", err)
+	}
+}

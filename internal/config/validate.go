@@ -34,6 +34,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("KEEP_IMAGES=%d must be 0 or more", c.KeepImages)
 	case c.RetryFor < 0:
 		return fmt.Errorf("RETRY_FOR=%s must not be negative", c.RetryFor)
+	case c.PullTimeout < 0 || c.RegistryTimeout < 0:
+		return fmt.Errorf("PULL_TIMEOUT=%s and REGISTRY_TIMEOUT=%s must be positive durations such as 10m and 30s (0 takes the default)", c.PullTimeout, c.RegistryTimeout)
 	case !c.Discover() && len(c.ProjectDirs()) == 0:
 		return errors.New("PROJECT_DIR is empty; set it to the compose project directory (several: comma-separated), or unset it to discover the projects")
 	case c.Discover() && c.ProjectName != "":
