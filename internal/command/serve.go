@@ -116,6 +116,8 @@ func logDiscovered(ctx context.Context, d *deployer.Deployer, log *slog.Logger) 
 		switch {
 		case !p.Allowed:
 			log.Info("project discovered, not allowed by PROJECTS/SKIP_PROJECTS", "project", p.Name)
+		case p.Itself:
+			log.Debug("project discovered: berth itself (not redeployed)", "project", p.Name)
 		case !p.Readable:
 			log.Warn("project discovered but berth cannot read its files; add the mount to berth's container", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
 		case p.Problem != "":
