@@ -185,7 +185,7 @@ func (d *Deployer) Deploy(ctx context.Context, req Request) (Ticket, error) {
 func (d *Deployer) submit(t Ticket, jobs []job) {
 	for i, j := range jobs {
 		coalesced := d.queue.submit(t.Services[i], j)
-		d.log.Info("deploy queued", "deploy", t.ID, "service", t.Services[i], "image", t.Image, "coalesced", coalesced)
+		d.log.Debug("deploy queued", "deploy", t.ID, "service", t.Services[i], "image", t.Image, "coalesced", coalesced)
 	}
 }
 
@@ -385,7 +385,7 @@ func (p *progress) do(name, ctr string, fn func() error) error {
 			return err
 		}
 	}
-	p.log.Info(name, "container", ctr)
+	p.log.Debug(name, "container", ctr)
 	at := time.Now()
 	err := fn()
 	st := Step{Name: name, Container: ctr, At: at, Took: time.Since(at)}

@@ -91,7 +91,8 @@ func (d *Deployer) projectSpecs(ctx context.Context) ([]projectSpec, error) {
 		case !p.Allowed, p.Itself:
 			continue
 		case !p.Readable:
-			d.log.Warn("discovered project cannot be read; skipped", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
+			// berth warned at start (logDiscovered); once per push would bury the log.
+			d.log.Debug("discovered project cannot be read; skipped", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
 			continue
 		case p.Problem != "":
 			specs = append(specs, projectSpec{Spec: p.Spec, broken: errors.New(p.Problem)})
