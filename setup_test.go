@@ -146,8 +146,8 @@ func readmeFirstCommand(t *testing.T) string {
 
 // copyRepository copies what the recommended setup uses (setup.sh, docker-compose.yml, the
 // example app and the image's build context) into a fresh directory berth's uid can read, so
-// the setup's .env never lands in the working tree. The build context is the file set
-// buildContext sends, so the image build reuses that one's layer cache.
+// the setup's .env never lands in the working tree. buildBerthImage builds from such a copy
+// too, so the two builds share the builder's layer cache.
 func copyRepository(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
