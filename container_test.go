@@ -1,15 +1,11 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -21,85 +17,25 @@ import (
 	"github.com/berth-dev/berth/deployer/deployertest"
 )
 
-// buildContext is the repository as the Dockerfile needs it: the Dockerfile, go.mod, go.sum and
-// every non-test Go file. Tests, fixtures and docs stay out, and every file gets the same
-// mtime, so the builder's layer cache holds until the program itself changes.
-func buildContext(t *testing.T) io.Reader {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	err := filepath.WalkDir(".", func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if e.IsDir() {
-			if name := e.Name(); path != "." && (strings.HasPrefix(name, ".") || name == "testdata" || name == "example") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		keep := path == "Dockerfile" || path == "go.mod" || path == "go.sum" ||
-			strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go")
-		if !keep {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		hdr := &tar.Header{Name: filepath.ToSlash(path), Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0)}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		_, err = tw.Write(b)
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
-	if err != nil {
-		t.Fatalf("build context: %v", err)
-	}
-	return &buf
-}
-
-// buildBerthImage builds the repository's Dockerfile through the Engine API, as
-// `docker build --network host .` does (the module download needs the host's network), and
-// tags it with a name no other test uses.
+// buildBerthImage builds the repository's Dockerfile as the README's first command does: the
+// compose CLI's build of docker-compose.yml, in a copy of the repository (copyRepository), and
+// tags it with a name no other test uses. The same context makes the same layers, so this
+// build and the first command's in TestREADMEFirstRun share the builder's cache.
 func buildBerthImage(t *testing.T, eng *client.Client) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
 	ref := "berth-test:" + deployertest.UniqueTag("img")
-	res, err := eng.ImageBuild(ctx, buildContext(t), client.ImageBuildOptions{
-		Tags: []string{ref}, NetworkMode: "host", Remove: true, ForceRemove: true,
-	})
-	if err != nil {
-		t.Fatalf("build berth's image: %v (does `FROM golang:1.26` resolve? run ../shared/sandbox/engine seed-golang)", err)
-	}
-	defer res.Body.Close()
-	var out strings.Builder
-	dec := json.NewDecoder(res.Body)
-	for {
-		var m struct {
-			Stream string `json:"stream"`
-			Error  string `json:"error"`
-		}
-		if err := dec.Decode(&m); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("build berth's image: %v\n%s", err, out.String())
-		}
-		out.WriteString(m.Stream)
-		if m.Error != "" {
-			t.Fatalf("build berth's image: %s\n%s", m.Error, out.String())
-		}
+	cmd := exec.Command(deployertest.ComposeCLI(t, "v5.6.0"), "build", "socket-proxy")
+	cmd.Dir = copyRepository(t)
+	// Only the build runs; the variables the file requires for its services just need a value.
+	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+ref, "OWNER=acme", "SECRET="+testSecret, "DOCKER_GID=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build berth's image: %v (does `FROM golang:1.26` resolve? run ../shared/sandbox/engine seed-golang)\n%s", err, out)
 	}
 	t.Cleanup(func() {
 		// The final image only: the build stage's layers stay behind as the next run's cache.
 		_, _ = eng.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	})
-	if img, err := eng.ImageInspect(ctx, ref); err == nil {
+	if img, err := eng.ImageInspect(context.Background(), ref); err == nil {
 		t.Logf("berth image %s: %.1f MB", ref, float64(img.Size)/1e6)
 	}
 	return ref

@@ -126,3 +126,45 @@ func TestDiscoveryServesEveryProject(t *testing.T) {
 		t.Errorf("docker compose up -d on blog after berth recreated something:\n%s", out)
 	}
 }
+
+// TestUnloadableProjectAnswers5xx breaks a project's compose file after compose started it. A
+// push of the image its files name is answered 503 naming the project and the load error (the
+// sender retries), with discovery and with PROJECT_DIR alike, not "no service runs it"; with
+// discovery, a push of an image the broken files never name is answered as usual.
+func TestUnloadableProjectAnswers5xx(t *testing.T) {
+	eng := deployertest.Engine(t)
+	compose := deployertest.ComposeCLI(t, "v5.6.0")
+	tag := deployertest.UniqueTag("broken")
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1")
+	name := "broken" + strings.ReplaceAll(tag, "-", "")
+	dir := deployertest.WriteProject(t, name, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n", tag))
+	deployertest.ComposeUp(t, compose, dir)
+	// PROJECT_DIR's berth starts while the project loads (a broken one stops it at start).
+	configured, _ := startBerth(t, map[string]string{"PROJECT_DIR": dir})
+	discovered, _ := startBerth(t, map[string]string{"PROJECTS": name})
+	file := filepath.Join(dir, "compose.yaml")
+	good, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, append(good, "  bad: [\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile(file, good, 0o644) }) // for compose down
+
+	for _, tc := range []struct {
+		name, url, repo string
+		status          int
+		want            string
+	}{
+		{"discovered, names the image", discovered, "acme/web", http.StatusServiceUnavailable, name},
+		{"discovered, never names it", discovered, "acme/other", http.StatusOK, "no service"},
+		{"PROJECT_DIR", configured, "acme/web", http.StatusServiceUnavailable, name},
+	} {
+		payload := strings.ReplaceAll(dockerHubPayload(t, tag), "acme/web", tc.repo)
+		status, body := post(t, tc.url+"/webhook?secret="+testSecret, payload)
+		if status != tc.status || !strings.Contains(body, tc.want) || status != http.StatusOK && !strings.Contains(body, "does not load") {
+			t.Errorf("%s: webhook answered %d %s, want %d with %q", tc.name, status, body, tc.status, tc.want)
+		}
+	}
+}

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
+	"github.com/berth-dev/berth/internal/socketproxy"
 )
 
 // TestMisconfigurationStopsAtStart runs `berth serve` with each misconfiguration a first run
@@ -39,5 +45,47 @@ func TestMisconfigurationStopsAtStart(t *testing.T) {
 		if code == 0 || !strings.HasPrefix(last, "berth: ") || !strings.Contains(last, c.want) || strings.Contains(stderr, "listening") {
 			t.Errorf("%s: exit %d, stderr:\n%s\nwant non-zero, no listening, and a last line with %q", c.name, code, stderr, c.want)
 		}
+	}
+}
+
+// TestEngineUnreachableThenBack starts berth on a socket nothing listens on: it says so at start
+// with the likely fix, listens anyway and answers a webhook with a 503 naming that fix. Then a
+// proxy to the real engine appears on the socket, and berth serves without a restart.
+func TestEngineUnreachableThenBack(t *testing.T) {
+	deployertest.Engine(t)
+	engineSock, ok := strings.CutPrefix(os.Getenv("DOCKER_HOST"), "unix://")
+	if !ok {
+		t.Skipf("the stand-in socket proxies to a unix socket; DOCKER_HOST=%q is not one", os.Getenv("DOCKER_HOST"))
+	}
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	start := time.Now()
+	listening, logs, _ := launchBerth(t, map[string]string{"DOCKER_HOST": "unix://" + sock, "PROJECTS": "none"})
+	t.Logf("start to listening with the engine down: %s", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(logs.String(), "engine unreachable") || !strings.Contains(logs.String(), "is the socket mounted") {
+		t.Errorf("berth's start log does not say the engine is unreachable and why:\n%s", logs.String())
+	}
+	url := "http://" + regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(listening)[1]
+	tag := deployertest.UniqueTag("back")
+	payload := strings.ReplaceAll(dockerHubPayload(t, tag), "acme/web", "acme/engine-back")
+	start = time.Now()
+	status, body := post(t, url+"/webhook?secret="+testSecret, payload)
+	t.Logf("webhook answered %d with the engine down in %s", status, time.Since(start).Round(time.Millisecond))
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "is the socket mounted") {
+		t.Fatalf("webhook with the engine down answered %d %s, want 503 naming the fix", status, body)
+	}
+
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &http.Server{Handler: socketproxy.New(engineSock, socketproxy.Policy{}, slog.New(slog.DiscardHandler))}
+	go func() { _ = proxy.Serve(ln) }()
+	t.Cleanup(func() { proxy.Close() })
+	deployertest.Eventually(t, "berth to serve once the engine answers", 20*time.Second, func() bool {
+		status, body = post(t, url+"/webhook?secret="+testSecret, payload)
+		return status != http.StatusServiceUnavailable
+	})
+	if status != http.StatusOK || !strings.Contains(body, "ignored") {
+		t.Errorf("webhook with the engine back answered %d %s, want 200 ignored (no service runs acme/engine-back)", status, body)
 	}
 }

@@ -210,7 +210,7 @@ func (d *Deployer) submit(t Ticket, jobs []job) {
 	for i, j := range jobs {
 		j.key = t.Services[i]
 		coalesced := d.queue.submit(j.key, j)
-		d.log.Info("deploy queued", "deploy", t.ID, "service", t.Services[i], "image", t.Image, "coalesced", coalesced)
+		d.log.Debug("deploy queued", "deploy", t.ID, "service", t.Services[i], "image", t.Image, "coalesced", coalesced)
 	}
 }
 
@@ -239,11 +239,7 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 	var jobs []job
 	var skipped []string
 	projects, err := d.servedProjects(ctx, d.loads.get, func(spec compose.Spec, err error) error {
-		if !d.discover {
-			return err
-		}
-		d.log.Warn("discovered project does not load; skipped", "project", spec.Name, "err", err)
-		return nil
+		return d.unloadable(spec, pushed, err)
 	})
 	if err != nil {
 		return Ticket{}, nil, err
@@ -289,6 +285,23 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 		d.log.Warn("push matches berth's own services; deploying the others only", "deploy", t.ID, "skipped", strings.Join(skipped, ","), "err", err)
 	}
 	return t, jobs, nil
+}
+
+// unloadable answers a push when a project berth serves does not load: a 503 naming the project
+// and the error (the sender retries, and the retry deploys once the files are fixed), unless
+// the project is discovered and its files never name the pushed repository.
+func (d *Deployer) unloadable(spec compose.Spec, pushed registry.Ref, err error) error {
+	dir := cmp.Or(spec.HostDir, spec.Dir)
+	if d.discover && !mightRun(spec, pushed) {
+		d.log.Debug("discovered project does not load and never names the pushed repository; skipped", "project", spec.Name, "err", err)
+		return nil
+	}
+	project := "project " + spec.Name
+	if spec.Name == "" {
+		project = "the project in " + dir
+	}
+	return fault.Errorf(fault.Unavailable, "%s does not load, so berth cannot tell whether it runs %s: %w; "+
+		"fix its compose files (`docker compose config` in %s shows the same error)", project, pushed.Familiar(), err, dir)
 }
 
 // Wait blocks until every queued deploy has finished, or ctx ends.
@@ -399,7 +412,7 @@ func (p *progress) do(name, ctr string, fn func() error) error {
 			return err
 		}
 	}
-	p.log.Info(name, "container", ctr)
+	p.log.Debug(name, "container", ctr)
 	at := time.Now()
 	err := fn()
 	st := Step{Name: name, Container: ctr, At: at, Took: time.Since(at)}

@@ -36,6 +36,8 @@ type DiscoveredProject struct {
 	ConfigFiles []string `json:"config_files"` // as the host sees them (the label)
 	Allowed     bool     `json:"allowed"`      // PROJECTS / SKIP_PROJECTS let berth deploy it
 	Readable    bool     `json:"readable"`     // berth can read every compose file
+	// Itself is berth's own project, not mounted into berth: never redeployed, so not a problem.
+	Itself bool `json:"itself,omitempty"`
 	// Problem says why the project cannot be served, and Mount how to fix it (e.g. the volume
 	// to add to berth's container); both empty when Readable.
 	Problem string       `json:"problem,omitempty"`
@@ -111,7 +113,10 @@ func Discover(ctx context.Context, eng Engine, o DiscoverOptions) ([]DiscoveredP
 				p.Problem = err.Error()
 			}
 		}
-		if !p.Readable {
+		if !p.Readable && name == self.Project {
+			// berth never recreates its own containers, so its files need not be mounted.
+			p.Itself, p.Problem = true, ""
+		} else if !p.Readable {
 			p.Mount = fmt.Sprintf("%s:%s:ro", p.WorkingDir, p.WorkingDir)
 			if p.WorkingDir == "" {
 				p.Mount = ""

@@ -47,7 +47,13 @@ func (d *Deployer) findService(ctx context.Context, service string) (key, image 
 	if !qualified {
 		wantProject, wantService = "", service
 	}
-	projects, err := d.servedProjects(ctx, compose.Load, func(_ compose.Spec, err error) error { return err })
+	projects, err := d.servedProjects(ctx, compose.Load, func(spec compose.Spec, err error) error {
+		if d.discover { // one broken project on the host must not stop deploys of the others
+			d.log.Warn("discovered project does not load; skipped", "project", spec.Name, "err", err)
+			return nil
+		}
+		return err
+	})
 	if err != nil {
 		return "", "", err
 	}

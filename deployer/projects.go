@@ -1,12 +1,18 @@
 package deployer
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"errors"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/berth-dev/berth/deployer/compose"
+	"github.com/berth-dev/berth/deployer/registry"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -22,7 +28,8 @@ func skipUnloadable(compose.Spec, error) error { return nil }
 
 // servedProjects loads every project berth serves now (configured or discovered) with load
 // and returns those PROJECTS and SKIP_PROJECTS allow, in order. A project that does not load
-// goes to onLoadErr, which returns nil to leave it out or an error to stop.
+// (discovery found it broken, or load fails) goes to onLoadErr, which returns nil to leave it
+// out or an error to stop.
 func (d *Deployer) servedProjects(ctx context.Context, load func(context.Context, compose.Spec) (*types.Project, error),
 	onLoadErr func(compose.Spec, error) error) ([]served, error) {
 	specs, err := d.projectSpecs(ctx)
@@ -31,9 +38,13 @@ func (d *Deployer) servedProjects(ctx context.Context, load func(context.Context
 	}
 	var out []served
 	for _, spec := range specs {
-		p, err := load(ctx, spec)
+		var p *types.Project
+		err := spec.broken
+		if err == nil {
+			p, err = load(ctx, spec.Spec)
+		}
 		if err != nil {
-			if err := onLoadErr(spec, err); err != nil {
+			if err := onLoadErr(spec.Spec, err); err != nil {
 				return nil, err
 			}
 			continue
@@ -42,7 +53,7 @@ func (d *Deployer) servedProjects(ctx context.Context, load func(context.Context
 			d.log.Debug("project not allowed by PROJECTS/SKIP_PROJECTS; skipped", "project", p.Name)
 			continue
 		}
-		out = append(out, served{spec: spec, project: p})
+		out = append(out, served{spec: spec.Spec, project: p})
 	}
 	return out, nil
 }
@@ -50,14 +61,24 @@ func (d *Deployer) servedProjects(ctx context.Context, load func(context.Context
 // serviceNames is p's service names, sorted: every listing berth makes is in this order.
 func serviceNames(p *types.Project) []string { return slices.Sorted(maps.Keys(p.Services)) }
 
+// projectSpec is a project to load; broken is why discovery found it does not load, if it did.
+type projectSpec struct {
+	compose.Spec
+	broken error
+}
+
 // projectSpecs is the projects a push is matched against: the configured ones, or the ones
 // discovered on the engine now that berth may touch and can read.
-func (d *Deployer) projectSpecs(ctx context.Context) ([]compose.Spec, error) {
+func (d *Deployer) projectSpecs(ctx context.Context) ([]projectSpec, error) {
 	if d.backend == BackendSwarm {
 		return nil, nil
 	}
+	var specs []projectSpec
 	if !d.discover {
-		return d.projects, nil
+		for _, spec := range d.projects {
+			specs = append(specs, projectSpec{Spec: spec})
+		}
+		return specs, nil
 	}
 	found, err := d.discoveries.Do(ctx, "", func(ctx context.Context) ([]DiscoveredProject, error) {
 		return Discover(ctx, d.eng, d.discoverOptions())
@@ -65,22 +86,45 @@ func (d *Deployer) projectSpecs(ctx context.Context) ([]compose.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	var specs []compose.Spec
 	for _, p := range found {
 		switch {
-		case !p.Allowed:
+		case !p.Allowed, p.Itself:
 			continue
 		case !p.Readable:
-			d.log.Warn("discovered project cannot be read; skipped", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
+			// berth warned at start (logDiscovered); once per push would bury the log.
+			d.log.Debug("discovered project cannot be read; skipped", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
 			continue
 		case p.Problem != "":
-			// One broken project on the host must not stop the others' deploys.
-			d.log.Warn("discovered project does not load; skipped", "project", p.Name, "problem", p.Problem)
+			specs = append(specs, projectSpec{Spec: p.Spec, broken: errors.New(p.Problem)})
 			continue
 		}
-		specs = append(specs, p.Spec)
+		specs = append(specs, projectSpec{Spec: p.Spec})
 	}
 	return specs, nil
+}
+
+// mightRun says whether a project that does not load could run pushed: whether one of its
+// compose or env files names the repository (acme/web; busybox for an official image). A
+// project whose files never name it cannot run it, whatever is broken in it.
+func mightRun(spec compose.Spec, pushed registry.Ref) bool {
+	name := []byte(registry.Ref{Name: pushed.Name}.Familiar())
+	files := slices.Concat(spec.Files, spec.EnvFiles)
+	if len(spec.Files) == 0 {
+		for _, f := range []string{"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml",
+			"compose.override.yaml", "compose.override.yml", "docker-compose.override.yml", "docker-compose.override.yaml"} {
+			files = append(files, filepath.Join(spec.Dir, f))
+		}
+	}
+	if len(spec.EnvFiles) == 0 {
+		files = append(files, filepath.Join(spec.Dir, ".env"))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) || bytes.Contains(b, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Deployer) discoverOptions() DiscoverOptions {

@@ -139,7 +139,7 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 				}
 				if !seen.add(key, now(), ttl) {
 					duplicates++
-					log.Info("duplicate delivery", attrs...)
+					log.Debug("duplicate delivery", attrs...)
 					continue
 				}
 			}
@@ -160,7 +160,7 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 				writeError(w, log, webhookRefused, err, attrs...)
 				return
 			}
-			log.Info("push accepted", append(attrs, "deploy", t.ID, "services", strings.Join(t.Services, ","))...)
+			log.Debug("push accepted", append(attrs, "deploy", t.ID, "services", strings.Join(t.Services, ","))...)
 			res.Image = t.Image
 			if len(t.Services) > 0 {
 				res.Status, res.Deploy = "queued", t.ID
@@ -178,7 +178,12 @@ func handleWebhook(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 		case len(res.Refused) > 0 && res.Reason == "":
 			res.Reason = "every push was refused"
 		}
-		log.Info("webhook", append(attrs, "outcome", res.Status, "status", status, "deploy", res.Deploy,
+		// One INFO line per push; events that report none (blob uploads, pulls) and repeats are DEBUG.
+		level := slog.LevelInfo
+		if len(dl.pushes) == 0 || res.Status == "duplicate" {
+			level = slog.LevelDebug
+		}
+		log.Log(r.Context(), level, "webhook", append(attrs, "outcome", res.Status, "status", status, "image", res.Image, "deploy", res.Deploy,
 			"services", strings.Join(res.Services, ","), "reason", res.Reason)...)
 		writeJSON(w, status, res)
 	})

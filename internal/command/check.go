@@ -83,6 +83,8 @@ func (c *checker) projects(ctx context.Context) error {
 		switch {
 		case !p.Allowed:
 			fmt.Fprintf(c.out, "skip project %s: not allowed by PROJECTS/SKIP_PROJECTS\n", p.Name)
+		case p.Itself:
+			c.report(true, "project %s: berth itself (not redeployed)", p.Name)
 		case p.Problem != "":
 			c.report(false, "project %s: %s", cmp.Or(p.Name, p.Spec.Dir), p.Problem)
 		default:

@@ -29,6 +29,22 @@ func Serve(ctx context.Context, args []string, env Env, stdout, stderr io.Writer
 
 // serve is `berth serve`.
 func serve(ctx context.Context, env Env, stderr io.Writer) error {
+	served := make(chan error, 3)
+	early, err := waitForEngine(ctx, env, stderr, served)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the engine
+		}
+		return err
+	}
+	if early != nil {
+		// Until berth serves on it, the listener answers 503s; a start-up that fails closes it.
+		defer func() {
+			if early != nil {
+				_ = early.web.shutdown(context.WithoutCancel(ctx))
+			}
+		}()
+	}
 	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeploys()
 	events := statuspage.NewHub()
@@ -49,28 +65,22 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == "",
 		Deployer: d, Events: events}
 	webhooks.Limits = cfg.Exposure.Limits()
-	srv, err := listen(cfg.Exposure, cfg.ListenAddr, cfg.StateDir, handler.NewServer(webhooks, d, log), log)
+	srv, err := serveOn(early, cfg, handler.NewServer(webhooks, d, log), log)
 	if err != nil {
 		return err
 	}
-	served := make(chan error, 3)
-	var metricsSrv *http.Server
-	if cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("METRICS_ADDR=%s: %w", cfg.MetricsAddr, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", w.metrics.Handler())
-		metricsSrv = newHTTPServer(mux, log)
-		log.Info("metrics listening", "addr", mln.Addr().String())
-		go func() { served <- metricsSrv.Serve(mln) }()
+	metricsSrv, err := serveMetrics(cfg.MetricsAddr, w.metrics, log, served)
+	if err != nil {
+		return err
 	}
 	log.Info("listening", append(srv.logAttrs(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir,
 		"credentials", strings.Join(cfg.EnabledCredentials(), ","), "status_api", cfg.APIToken != "", "notify", len(cfg.Notify),
 		"registry_logins", strings.Join(func() []string { c, _ := cfg.Credentials(); return c.Hosts() }(), ","))...)
 	srv.warnPlainHTTP(cfg.URLSecretCredentials(), log)
-	srv.serve(served)
+	if early == nil {
+		srv.serve(served)
+	}
+	early = nil // serving now: the deferred close is not for it
 	go d.Warm(ctx)
 	// Start-up's project loads leave a few MB of garbage the runtime would keep mapped for a
 	// long while; an idle berth should hold only what it uses.
@@ -131,6 +141,33 @@ func logStateDir(cfg config.Config, log *slog.Logger) {
 	}
 }
 
+// serveMetrics serves /metrics on addr alone, when METRICS_ADDR sets one; nil otherwise.
+func serveMetrics(addr string, metrics *handler.Metrics, log *slog.Logger, served chan<- error) (*http.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	mln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("METRICS_ADDR=%s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler())
+	srv := newHTTPServer(mux, log)
+	log.Info("metrics listening", "addr", mln.Addr().String())
+	go func() { served <- srv.Serve(mln) }()
+	return srv, nil
+}
+
+// serveOn hands the listener berth opened while it waited for the engine over to h, or, when
+// berth did not wait, opens the listeners with h.
+func serveOn(early *waiting, cfg config.Config, h http.Handler, log *slog.Logger) (*web, error) {
+	if early == nil {
+		return listen(cfg.Exposure, cfg.ListenAddr, cfg.StateDir, h, log)
+	}
+	early.swap.set(h)
+	return early.web, nil
+}
+
 // logDiscovered says at start which projects berth found and which it cannot serve, and why.
 func logDiscovered(ctx context.Context, d *deployer.Deployer, log *slog.Logger) {
 	found, err := d.Projects(ctx)
@@ -145,6 +182,8 @@ func logDiscovered(ctx context.Context, d *deployer.Deployer, log *slog.Logger) 
 		switch {
 		case !p.Allowed:
 			log.Info("project discovered, not allowed by PROJECTS/SKIP_PROJECTS", "project", p.Name)
+		case p.Itself:
+			log.Debug("project discovered: berth itself (not redeployed)", "project", p.Name)
 		case !p.Readable:
 			log.Warn("project discovered but berth cannot read its files; add the mount to berth's container", "project", p.Name, "problem", p.Problem, "mount", p.Mount)
 		case p.Problem != "":

@@ -62,6 +62,7 @@ var rules = []rule{
 	allow("", "GET", "/images/{name}/json"),
 	allow("", "POST", "/images/{name}/tag"),
 	allow("", "DELETE", "/images/{name}"),
+	allow("", "GET", "/distribution/{name}/json"), // read-only: resolves a manifest (berth check, swarm pins)
 
 	allow("", "GET", "/networks"),
 	allow("", "GET", "/networks/{id}"),
@@ -84,7 +85,6 @@ var rules = []rule{
 	allow(groupSwarm, "POST", "/services/{id}/update"),
 	allow(groupSwarm, "GET", "/tasks"),
 	allow(groupSwarm, "GET", "/tasks/{id}"),
-	allow(groupSwarm, "GET", "/distribution/{name}/json"),
 }
 
 // versionPrefix is the optional API version the Docker client puts before every path.
