@@ -166,9 +166,12 @@ func copyRepository(t *testing.T) string {
 			}
 			return nil
 		}
-		keep := strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") || strings.HasPrefix(path, "example/") ||
-			map[string]bool{"setup.sh": true, "docker-compose.yml": true, "Dockerfile": true, ".dockerignore": true, "go.mod": true, "go.sum": true}[path]
-		if !keep || path == "example/.env" {
+		// Everything the build and the README's commands read (sources, embedded assets, compose
+		// files, the setup script); not tests, docs, or what a user's own run leaves (.env, binaries).
+		name := e.Name()
+		skip := strings.HasSuffix(name, "_test.go") || strings.HasSuffix(name, ".md") || strings.HasSuffix(name, ".test") ||
+			strings.HasSuffix(name, ".out") || (strings.HasPrefix(name, ".") && name != ".dockerignore") || path == "berth"
+		if skip {
 			return nil
 		}
 		b, err := os.ReadFile(path)
