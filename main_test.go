@@ -349,11 +349,12 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// getManifest fetches repo's manifest ref from registry as a Docker image manifest.
+// getManifest fetches repo's manifest ref from registry as an image manifest, Docker's or OCI's
+// (what Engine 29 pushes).
 func getManifest(t *testing.T, registry, repo, ref string) (body []byte, digest, mediaType string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "http://"+registry+"/v2/"+repo+"/manifests/"+ref, nil)
-	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -496,8 +497,12 @@ func putIndex(t *testing.T, registry, repo, from, tag string) string {
 	t.Helper()
 	manifest, child, mediaType := getManifest(t, registry, repo, from)
 	putManifest(t, registry, repo, child, mediaType, manifest)
-	list := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",`+
+	listType := "application/vnd.docker.distribution.manifest.list.v2+json"
+	if mediaType == "application/vnd.oci.image.manifest.v1+json" {
+		listType = "application/vnd.oci.image.index.v1+json"
+	}
+	list := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,`+
 		`"manifests":[{"mediaType":%q,"size":%d,"digest":%q,"platform":{"architecture":%q,"os":"linux"}}]}`,
-		mediaType, len(manifest), child, runtime.GOARCH)
-	return putManifest(t, registry, repo, tag, "application/vnd.docker.distribution.manifest.list.v2+json", []byte(list))
+		listType, mediaType, len(manifest), child, runtime.GOARCH)
+	return putManifest(t, registry, repo, tag, listType, []byte(list))
 }

@@ -35,9 +35,9 @@ func (d *Deployer) cleanupImages(ctx context.Context, log *slog.Logger, service 
 	d.replaced.save(log, service, slices.Clone(keep))
 }
 
-// removeImage removes a replaced image by its repository digests, without force, and only when
-// it carries no tag and no container (running or not) was made from it: an image someone
-// tagged or uses is theirs. Removing by reference also means a tag added meanwhile survives.
+// removeImage removes a replaced image by reference, without force, and only when it carries
+// no tag and no container (running or not) was made from it: an image someone tagged or uses
+// is theirs. Removing by reference also means a tag added meanwhile survives.
 func (d *Deployer) removeImage(ctx context.Context, log *slog.Logger, id string) error {
 	img, err := d.eng.ImageInspect(ctx, id)
 	if cerrdefs.IsNotFound(err) {
@@ -58,18 +58,29 @@ func (d *Deployer) removeImage(ctx context.Context, log *slog.Logger, id string)
 		log.Info("old image kept: a container uses it", "image_id", id, "container", canonicalName(users.Items[0]))
 		return nil
 	}
-	if len(img.RepoDigests) == 0 {
-		log.Info("old image kept: it has no reference to remove it by", "image_id", id)
-		return nil
+	refs := img.RepoDigests
+	if len(refs) == 0 {
+		// The containerd image store keeps an image whose last name moved away under a name of
+		// its own, which exists only while nothing else names the image; the classic store has
+		// no such name and answers "not found".
+		refs = []string{danglingPrefix + img.ID}
 	}
-	for _, ref := range img.RepoDigests {
-		if _, err := d.eng.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	for _, ref := range refs {
+		_, err := d.eng.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+		if cerrdefs.IsNotFound(err) && len(img.RepoDigests) == 0 {
+			log.Info("old image kept: it has no reference to remove it by", "image_id", id)
+			return nil
+		}
+		if err != nil && !cerrdefs.IsNotFound(err) {
 			return err
 		}
 	}
-	log.Info("old image removed", "image_id", id, "refs", img.RepoDigests)
+	log.Info("old image removed", "image_id", id, "refs", refs)
 	return nil
 }
+
+// danglingPrefix names, on the containerd image store, an image no tag or digest names.
+const danglingPrefix = "moby-dangling@"
 
 // imageLists keeps one list of images per service, keyed "project/service" as deploys name
 // services, in STATE_DIR (see state.ImageLists) or in memory; failures are only logged. The

@@ -30,6 +30,7 @@ func TestRedeployKeepsComposeFromRecreating(t *testing.T) {
 	}{
 		{"v5", "v5.6.0", "", "v5.6.0", "5.6.0"},
 		{"v2", "v2.40.3", "", "v2.40.3", "2.40.3"},
+		{"v571", "v5.7.1", "", "v5.7.1", "5.7.1"},
 		{"override", "v2.40.3", "5.6.0", "v5.6.0", "5.6.0"},
 	}
 	for _, tt := range tests {

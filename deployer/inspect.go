@@ -58,7 +58,7 @@ func (d *Deployer) InspectImage(ctx context.Context, ref string) (ImageReport, e
 	if err != nil {
 		return ImageReport{}, err
 	}
-	running, err := d.containersRunning(ctx, ref, info.ConfigDigest)
+	running, err := d.containersRunning(ctx, ref, info)
 	if err != nil {
 		return ImageReport{}, err
 	}
@@ -66,7 +66,7 @@ func (d *Deployer) InspectImage(ctx context.Context, ref string) (ImageReport, e
 }
 
 // containersRunning lists the compose containers whose configured image is ref.
-func (d *Deployer) containersRunning(ctx context.Context, ref, configDigest string) ([]RunningService, error) {
+func (d *Deployer) containersRunning(ctx context.Context, ref string, info registry.ImageInfo) ([]RunningService, error) {
 	want, err := registry.ParseRef(ref)
 	if err != nil {
 		return nil, fault.Errorf(fault.Invalid, "%v", err)
@@ -87,7 +87,7 @@ func (d *Deployer) containersRunning(ctx context.Context, ref, configDigest stri
 			name = c.Names[0][1:]
 		}
 		out = append(out, RunningService{Project: c.Labels[compose.LabelProject], Service: c.Labels[compose.LabelService], Container: name,
-			State: string(c.State), ImageID: c.ImageID, Current: c.ImageID == configDigest})
+			State: string(c.State), ImageID: c.ImageID, Current: info.IsLocalID(c.ImageID)})
 	}
 	slices.SortFunc(out, func(a, b RunningService) int {
 		return cmp.Compare(a.Project+"/"+a.Container, b.Project+"/"+b.Container)

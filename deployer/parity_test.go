@@ -365,12 +365,16 @@ func projectFor(string) string {
 	return strings.ReplaceAll(realisticProject, "@STATIC@", "./static:/www/static:ro")
 }
 
+// composeReleases are the compose releases berth is checked against: the newest, the one most
+// installs still run (v5.6.0), and the last v2 (another config hash rule and compose-go).
+var composeReleases = []string{"v5.6.0", "v2.40.3", "v5.7.1"}
+
 // TestParityWithComposeCLI is the compose-fidelity suite: for each compose release, compose
 // creates the project, berth redeploys the services a push concerns, and then (a) the same CLI's
 // `up -d` recreates nothing and (b) berth's containers inspect like the ones compose made.
 func TestParityWithComposeCLI(t *testing.T) {
 	eng := deployertest.Engine(t)
-	for _, version := range []string{"v5.6.0", "v2.40.3"} {
+	for _, version := range composeReleases {
 		t.Run(version, func(t *testing.T) {
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("parity")
@@ -433,7 +437,7 @@ func TestParityWithComposeCLI(t *testing.T) {
 // berth's containers, and its own fresh containers for the service look the same.
 func TestParityBerthFirst(t *testing.T) {
 	eng := deployertest.Engine(t)
-	for _, version := range []string{"v5.6.0", "v2.40.3"} {
+	for _, version := range composeReleases {
 		t.Run(version, func(t *testing.T) {
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("parityrev")
@@ -542,7 +546,7 @@ volumes:
 // namespaces and one restarting with it, and checks the result against compose.
 func TestParityFields(t *testing.T) {
 	eng := deployertest.Engine(t)
-	for _, version := range []string{"v5.6.0", "v2.40.3"} {
+	for _, version := range composeReleases {
 		t.Run(version, func(t *testing.T) {
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("fields")

@@ -72,7 +72,33 @@ func (d *Deployer) repair(ctx context.Context, j *state.Journal) error {
 	if err != nil {
 		return err
 	}
+	d.waitRepaired(ctx, j)
 	return j.Finish()
+}
+
+// waitRepaired waits, as a deploy would, for the containers a repair left running to settle
+// (their service's health labels, else the configured wait), so that berth serves, or a deploy
+// goes on, only once the service runs again. One that does not settle is logged: the repair
+// itself is done and doing it again would change nothing.
+func (d *Deployer) waitRepaired(ctx context.Context, j *state.Journal) {
+	for _, sw := range j.Swaps {
+		if !j.Committed && (sw.OldID == "" || !sw.OldRunning) {
+			continue
+		}
+		res, err := d.eng.ContainerInspect(ctx, sw.Name, client.ContainerInspectOptions{})
+		if err != nil || res.Container.Config == nil {
+			d.log.Warn("repaired container not found", "container", sw.Name, "err", err)
+			continue
+		}
+		p, err := health.For(health.Policy{Timeout: d.healthTimeout, Settle: d.healthSettle}, sw.Name, res.Container.Config.Labels)
+		if err == nil {
+			oneShot := sw.OldID != "" && !sw.OldRunning
+			err = health.Wait(ctx, d.eng, res.Container.ID, sw.Name, p, oneShot)
+		}
+		if err != nil {
+			d.log.Warn("repaired container is not healthy", "container", sw.Name, "err", err)
+		}
+	}
 }
 
 // rollBackVerified undoes jn and health-checks the previous containers that run again.

@@ -50,6 +50,7 @@ func ContainerLabels(s types.ServiceConfig, hash, imageID, version string, n int
 // NewCreateSpec mirrors compose's container configuration for replica n of s. inherited are
 // the mounts of the container being replaced, so its anonymous volumes carry over.
 func NewCreateSpec(p *types.Project, s types.ServiceConfig, n int, labels map[string]string, imageVolumes map[string]struct{}, inherited []container.MountPoint) (CreateSpec, error) {
+	s = bindsAsLoadedBy(s, labels[LabelVersion])
 	exposed, bindings, err := portSpecs(s)
 	if err != nil {
 		return CreateSpec{}, err

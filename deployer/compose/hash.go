@@ -209,6 +209,26 @@ func volumesV2(vols []types.ServiceVolumeConfig) []volumeV2 {
 // `bind: {propagation: …}` (v2.9: false) from `bind: {create_host_path: true}`.
 const extCreateHostPathV2 = "x-berth-create-host-path-v2"
 
+// bindsAsLoadedBy gives s's binds the create_host_path the compose version that writes the
+// container loads: compose v2 (compose-go v2.9) only what the file says, so a long bind without
+// it goes through the Mount API with CreateMountpoint off; Engine API 1.44+ keeps that field, so
+// the difference shows on newer engines only.
+func bindsAsLoadedBy(s types.ServiceConfig, version string) types.ServiceConfig {
+	if composeMajor(version) > 2 || !hasBindOptions(s) {
+		return s
+	}
+	s.Volumes = slices.Clone(s.Volumes)
+	for i, v := range s.Volumes {
+		if v.Bind == nil {
+			continue
+		}
+		b := *v.Bind
+		b.CreateHostPath = types.OptOut(createHostPathV2(v.Bind))
+		s.Volumes[i].Bind = &b
+	}
+	return s
+}
+
 func createHostPathV2(b *types.ServiceVolumeBind) bool {
 	if v, ok := b.Extensions[extCreateHostPathV2].(bool); ok {
 		return v

@@ -28,13 +28,20 @@ type ImageInfo struct {
 	// Platform is the one summarized below: the engine's (linux/GOARCH) when the ref is an index.
 	Platform       string            `json:"platform"`
 	ManifestDigest string            `json:"manifest_digest"` // the summarized platform's manifest
-	ConfigDigest   string            `json:"config_digest"`   // the engine's image ID once pulled
+	ConfigDigest   string            `json:"config_digest"`   // the image ID once pulled, on the classic image store
 	Created        time.Time         `json:"created,omitzero"`
 	Labels         map[string]string `json:"labels"`
 	ExposedPorts   []string          `json:"exposed_ports"`
 	Layers         int               `json:"layers"`
 	Size           int64             `json:"size"` // compressed layers plus config, as stored in the registry
 	History        []HistoryEntry    `json:"history"`
+}
+
+// IsLocalID says whether id, an image ID as an engine reports it, is this image: the classic
+// image store names an image by its config digest, the containerd image store by the digest
+// it was pulled by (the index the tag names, or the platform's manifest).
+func (info ImageInfo) IsLocalID(id string) bool {
+	return id != "" && (id == info.ConfigDigest || id == info.Digest || id == info.ManifestDigest)
 }
 
 // HistoryEntry is one step of an image's build history, oldest first.

@@ -73,6 +73,10 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, serving boo
 	if w.docker, err = newEngine(env.Getenv); err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
+	if err := negotiateAPI(ctx, w.docker); err != nil {
+		w.docker.Close()
+		return nil, err
+	}
 	projects, err := deployer.DetectHostDirs(ctx, w.docker, cfg.Projects(env.Environ))
 	if err != nil {
 		w.docker.Close()
