@@ -343,7 +343,7 @@ func TestHTTPSWithACME(t *testing.T) {
 // plain HTTP on loopback draws no warning (internal/command's TestPlainHTTPWarning covers the rest).
 func TestHeaderAndPlainHTTPWarning(t *testing.T) {
 	t.Parallel()
-	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": t.TempDir()})
+	url, logs := startBerth(t, map[string]string{"PROJECT_DIR": deployertest.WriteProject(t, "empty", "services: {}\n")})
 	req, _ := http.NewRequest(http.MethodPost, url+"/webhook?secret="+testSecret, strings.NewReader("{}"))
 	req.Header.Set("X-Padding", strings.Repeat("a", 64<<10))
 	resp, err := http.DefaultClient.Do(req)

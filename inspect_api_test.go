@@ -77,7 +77,7 @@ func TestImageInspectAPI(t *testing.T) {
 // TestImageInspectAPIOff: without API_TOKEN the read API does not answer.
 func TestImageInspectAPIOff(t *testing.T) {
 	t.Parallel()
-	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": t.TempDir()})
+	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": deployertest.WriteProject(t, "empty", "services: {}\n")})
 	resp, err := http.Get(url + "/api/images/inspect?ref=acme/web:1")
 	if err != nil {
 		t.Fatal(err)
