@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,8 +52,11 @@ func (e *countingEngine) ImageInspect(context.Context, string, ...client.ImageIn
 func (e *countingEngine) ImageTag(context.Context, client.ImageTagOptions) (client.ImageTagResult, error) {
 	return client.ImageTagResult{}, e.call("ImageTag")
 }
+
+// ContainerList answers an empty engine: a deploy reads it for a crash's leftovers before it pulls.
 func (e *countingEngine) ContainerList(context.Context, client.ContainerListOptions) (client.ContainerListResult, error) {
-	return client.ContainerListResult{}, e.call("ContainerList")
+	_ = e.call("ContainerList")
+	return client.ContainerListResult{}, nil
 }
 func (e *countingEngine) ContainerInspect(context.Context, string, client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
 	return client.ContainerInspectResult{}, e.call("ContainerInspect")
@@ -219,8 +223,11 @@ func TestDockerHubAnswers(t *testing.T) {
 			if err := d.Wait(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if calls := eng.made(); len(calls) == 0 || calls[0] != "ImagePull" {
-				t.Errorf("the accepted deploy's engine calls %v, want it to start with ImagePull", calls)
+			// Reading the service's containers (for a crash's leftovers) may come first; the first
+			// call that acts is the pull.
+			calls := slices.DeleteFunc(eng.made(), func(c string) bool { return c == "ContainerList" })
+			if len(calls) == 0 || calls[0] != "ImagePull" {
+				t.Errorf("the accepted deploy's engine calls %v, want the first one that acts to be ImagePull", eng.made())
 			}
 		})
 	}
