@@ -34,7 +34,7 @@ const (
 
 // Outcomes of the per-service controls and the dry run.
 const (
-	OutcomeSkipped     = "skipped"      // the tag policy refused the pushed image; nothing runs differently
+	OutcomeSkipped     = "skipped"      // the tag policy refused the pushed image, or it was pushed before the deployed one; nothing runs differently
 	OutcomeWouldDeploy = "would-deploy" // DRY_RUN: everything short of changing the engine was done
 )
 

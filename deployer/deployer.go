@@ -136,7 +136,8 @@ type Deployer struct {
 	dryRun        bool
 	optIn         bool
 	creds         registry.Credentials
-	accepted      *state.Accepted // pushes answered 202 and not yet deployed; nil unless RecordAccepted
+	accepted      *state.Accepted       // pushes answered 202 and not yet deployed; nil unless RecordAccepted
+	deployed      *state.DeployedPushes // per service, the push it last deployed (stale.go)
 	shutdown      context.Context
 	pullTimeout   time.Duration
 	regTimeout    time.Duration
@@ -186,6 +187,7 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 	if o.RecordAccepted {
 		d.accepted = d.openAccepted()
 	}
+	d.deployed = d.openDeployed()
 	d.queue = newQueue(ctx, o.Parallel, d.runJob)
 	d.loads = newProjectLoads(compose.Load)
 	d.swarm = d.newSwarm(eng, o.SwarmTimeout)
@@ -318,7 +320,11 @@ func (d *Deployer) runJob(ctx context.Context, j job) {
 		Tag: j.req.Tag, Digest: j.req.Digest, Pusher: j.req.Pusher, PushedAt: j.req.PushedAt,
 		Started: time.Now(), Steps: []Step{},
 	}
-	outcome, err := d.execute(ctx, log, j, &rec)
+	outcome, err := OutcomeSkipped, d.stale(j)
+	if err == nil {
+		outcome, err = d.execute(ctx, log, j, &rec)
+		d.remember(j, outcome)
+	}
 	d.settle(ctx, j, outcome, err)
 	rec.Outcome, rec.Duration = outcome, time.Since(rec.Started)
 	if err != nil {
@@ -382,7 +388,7 @@ func logOutcome(log *slog.Logger, rec Record) {
 			attrs = append(attrs, "gate", rec.Gate.Target, "reason", rec.Gate.Reason, "output", strings.Join(rec.Gate.Output, "\n"))
 		}
 		log.Warn("deploy rejected by gate; nothing was stopped", attrs...)
-	default: // skipped by the tag policy, or a dry run's would-deploy
+	default: // skipped by the tag policy or as older than the deployed push, or a dry run's would-deploy
 		log.Info("deploy "+rec.Outcome, attrs...)
 	}
 }

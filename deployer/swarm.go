@@ -23,7 +23,10 @@ func (d *Deployer) newSwarm(eng swarm.Engine, timeout time.Duration) *swarm.Back
 		Allowed: d.filter.allows,
 		Self:    swarm.Self{Service: d.self.SwarmService, Stack: d.self.Stack, Image: d.self.Image.Name},
 		Timeout: timeout,
-		Logger:  d.log,
+		// The digest lookup is a registry request like image inspection: same bound, same shutdown.
+		RegistryTimeout: d.regTimeout,
+		Shutdown:        d.shutdown,
+		Logger:          d.log,
 	})
 }
 

@@ -30,6 +30,9 @@ const LabelService = "com.docker.swarm.service.id"
 // defaultTimeout bounds how long berth waits for a service update (and its rollback) to converge.
 const defaultTimeout = 5 * time.Minute
 
+// defaultRegistryTimeout bounds a digest lookup in the registry when Options leave it zero.
+const defaultRegistryTimeout = 30 * time.Second
+
 // managerTTL is how old the engine's last answer to "is this a swarm manager" may get before a
 // push has it refreshed: an engine joins or leaves a swarm rarely, and asking on every push
 // put an engine round trip (tens of ms on a busy engine) in front of every 202.
@@ -64,7 +67,11 @@ type Options struct {
 	Allowed func(project string) bool
 	Self    Self          // berth's own service, never updated
 	Timeout time.Duration // bounds the wait for an update, and again for its rollback; default 5m
-	Logger  *slog.Logger
+	// RegistryTimeout bounds the registry lookup of a pushed tag's digest (REGISTRY_TIMEOUT);
+	// default 30s. Shutdown, when it ends, ends that lookup too: nothing was changed yet.
+	RegistryTimeout time.Duration
+	Shutdown        context.Context
+	Logger          *slog.Logger
 }
 
 // Self is the swarm service berth runs as, learned from its container's labels.
@@ -110,6 +117,8 @@ func New(eng Engine, o Options) *Backend {
 		o.Allowed = func(string) bool { return true }
 	}
 	o.Timeout = cmp.Or(o.Timeout, defaultTimeout)
+	o.RegistryTimeout = cmp.Or(o.RegistryTimeout, defaultRegistryTimeout)
+	o.Shutdown = cmp.Or(o.Shutdown, context.Background())
 	return &Backend{eng: eng, opts: o, lists: shared.NewCalls[[]swarmapi.Service](), managerCalls: shared.NewCalls[bool](), ttl: managerTTL}
 }
 

@@ -3,6 +3,7 @@ package swarm
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -148,7 +149,17 @@ func (r *run) resolve(ctx context.Context, u Update) (string, error) {
 		return u.Digest, nil
 	}
 	at := time.Now()
-	res, err := r.b.eng.DistributionInspect(ctx, u.Image.String(), client.DistributionInspectOptions{EncodedRegistryAuth: u.Auth})
+	// The engine asks the registry on berth's behalf: a registry that never answers must not
+	// hold this deploy (and the service's queue) for ever.
+	rctx, cancel := context.WithTimeout(ctx, r.b.opts.RegistryTimeout)
+	stop := context.AfterFunc(r.b.opts.Shutdown, cancel)
+	res, err := r.b.eng.DistributionInspect(rctx, u.Image.String(), client.DistributionInspectOptions{EncodedRegistryAuth: u.Auth})
+	timedOut := errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+	stop()
+	cancel()
+	if err != nil && timedOut {
+		err = fmt.Errorf("the registry did not answer within %s (REGISTRY_TIMEOUT): %w (%v)", r.b.opts.RegistryTimeout, context.DeadlineExceeded, err)
+	}
 	r.step("resolve", at, err)
 	if err != nil && u.Auth == "" {
 		return "", unavailable("resolve the digest of "+u.Image.Familiar()+
