@@ -41,6 +41,21 @@ type wiring struct {
 	metrics  *handler.Metrics
 }
 
+// recorder hands each finished deploy's record to the history, the metrics, the notifications
+// and more (the status page's live updates), in that order.
+func (w *wiring) recorder(more func(deployer.Record)) func(deployer.Record) {
+	return func(r deployer.Record) {
+		if err := w.history.Add(r); err != nil {
+			w.log.Error("deploy history not saved", "err", err)
+		}
+		w.metrics.Observe(r)
+		w.notifier.Notify(r)
+		if more != nil {
+			more(r)
+		}
+	}
+}
+
 // swarmAuth is what the swarm backend forwards to the nodes: the pull logins, unless its own
 // REGISTRY_AUTH_CONFIG says otherwise.
 func swarmAuth(cfg config.Config, creds registry.Credentials) (registry.Credentials, error) {
@@ -124,16 +139,7 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, serving boo
 		DryRun:          cfg.DryRun,
 		OptIn:           cfg.OptIn,
 		Credentials:     creds,
-		OnRecord: func(r deployer.Record) {
-			if err := w.history.Add(r); err != nil {
-				w.log.Error("deploy history not saved", "err", err)
-			}
-			w.metrics.Observe(r)
-			w.notifier.Notify(r)
-			if more != nil {
-				more(r)
-			}
-		},
+		OnRecord:        w.recorder(more),
 	})
 	w.deployer = d
 	if self.Project != "" {
