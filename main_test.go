@@ -62,6 +62,11 @@ func launchBerth(t *testing.T, env map[string]string) (listening string, logs *d
 	for k, v := range env {
 		base[k] = v
 	}
+	// Tests share one engine: a berth that discovers every project there would also repair other
+	// tests' deploys in flight as a crash's leftovers. Unless the test names its projects, it serves none.
+	if base["PROJECT_DIR"] == "" && base["PROJECTS"] == "" {
+		base["PROJECTS"] = "no-project-of-this-test"
+	}
 	getenv, environ := testEnv(base)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &deployertest.Log{}

@@ -134,8 +134,8 @@ func TestBurstOfWebhooksEndsOnNewestVersion(t *testing.T) {
 }
 
 // proxyImage builds testdata/proxy, a reverse proxy that resolves its upstream's name anew for
-// every request and retries a connect that does not complete, into a local image for a compose
-// service.
+// every request and retries once a request that got no answer, into a local image for a
+// compose service.
 func proxyImage(t *testing.T, eng *client.Client, tag string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "proxy")

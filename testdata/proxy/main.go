@@ -1,13 +1,13 @@
 // Command proxy is a minimal reverse proxy for berth's rollout tests: it runs in a container on
 // a compose network and forwards every request to UPSTREAM, dialing and resolving the service
 // name anew for each one, as a proxy that follows the engine's DNS does. Like nginx's
-// proxy_next_upstream or Traefik's retry, it gives a connect that does not succeed quickly one
-// more try: the engine's DNS may still name a container for a few milliseconds after it left
-// the network, and a connect to that address never completes.
+// proxy_next_upstream or Traefik's retry, it gives a GET that got no answer one more try, on a
+// fresh connection: the engine's DNS may still name a container for a few milliseconds after it
+// left the network, and a connect to that address never completes; a request in flight when it
+// left gets no answer either. Two failed tries in a row are an outage.
 package main
 
 import (
-	"errors"
 	"log"
 	"net"
 	"net/http"
@@ -17,13 +17,12 @@ import (
 	"time"
 )
 
-// retryConnect retries a request whose connection could not be made; nothing was sent then.
-type retryConnect struct{ next http.RoundTripper }
+// retryOnce retries a bodiless request that got no answer at all.
+type retryOnce struct{ next http.RoundTripper }
 
-func (r retryConnect) RoundTrip(req *http.Request) (*http.Response, error) {
+func (r retryOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.next.RoundTrip(req)
-	var op *net.OpError
-	if err != nil && errors.As(err, &op) && op.Op == "dial" && req.Body == nil {
+	if err != nil && req.Body == nil {
 		return r.next.RoundTrip(req)
 	}
 	return resp, err
@@ -36,6 +35,6 @@ func main() {
 	}
 	p := httputil.NewSingleHostReverseProxy(target)
 	dialer := &net.Dialer{Timeout: 300 * time.Millisecond}
-	p.Transport = retryConnect{&http.Transport{DisableKeepAlives: true, DialContext: dialer.DialContext}}
+	p.Transport = retryOnce{&http.Transport{DisableKeepAlives: true, DialContext: dialer.DialContext}}
 	log.Fatal(http.ListenAndServe(":8080", p))
 }
