@@ -134,8 +134,8 @@ func TestBurstOfWebhooksEndsOnNewestVersion(t *testing.T) {
 }
 
 // proxyImage builds testdata/proxy, a reverse proxy that resolves its upstream's name anew for
-// every request and retries once a request that got no answer, into a local image for a
-// compose service.
+// every request and retries a request that got no answer, into a local image for a compose
+// service.
 func proxyImage(t *testing.T, eng *client.Client, tag string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "proxy")
@@ -214,6 +214,7 @@ func TestRolloutOrdersThroughAProxy(t *testing.T) {
 				ok, fail    int
 				first, last time.Time
 				bodies      map[string]int
+				why         []string // what each failed request got
 			}
 			done := make(chan result, 1)
 			go func() {
@@ -236,7 +237,9 @@ func TestRolloutOrdersThroughAProxy(t *testing.T) {
 							time.Sleep(5 * time.Millisecond)
 							continue
 						}
+						err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
 					}
+					r.why = append(r.why, err.Error())
 					r.fail++
 					if r.first.IsZero() {
 						r.first = time.Now()
@@ -259,7 +262,7 @@ func TestRolloutOrdersThroughAProxy(t *testing.T) {
 			if r.fail > 0 {
 				outage = fmt.Sprintf("%s from first to last failed request", r.last.Sub(r.first).Round(time.Millisecond))
 			}
-			t.Logf("%s through the proxy: %d requests answered %v, %d failed; outage %s", order, r.ok, r.bodies, r.fail, outage)
+			t.Logf("%s through the proxy: %d requests answered %v, %d failed %q; outage %s", order, r.ok, r.bodies, r.fail, r.why, outage)
 			if !strings.Contains(logs.String(), `msg="deploy done"`) {
 				t.Fatalf("deploy did not succeed:\n%s", logs.String())
 			}

@@ -1,10 +1,10 @@
 // Command proxy is a minimal reverse proxy for berth's rollout tests: it runs in a container on
 // a compose network and forwards every request to UPSTREAM, dialing and resolving the service
 // name anew for each one, as a proxy that follows the engine's DNS does. Like nginx's
-// proxy_next_upstream or Traefik's retry, it gives a GET that got no answer one more try, on a
-// fresh connection: the engine's DNS may still name a container for a few milliseconds after it
-// left the network, and a connect to that address never completes; a request in flight when it
-// left gets no answer either. Two failed tries in a row are an outage.
+// proxy_next_upstream or Traefik's retry, it tries a GET that got no answer again, on a fresh
+// connection, up to four times in all: the engine's DNS may still name a container for several
+// hundred milliseconds after it left the network (seen here: two connects 300 ms apart both went
+// to the departed address), and a connect to that address never completes.
 package main
 
 import (
@@ -17,13 +17,13 @@ import (
 	"time"
 )
 
-// retryOnce retries a bodiless request that got no answer at all.
-type retryOnce struct{ next http.RoundTripper }
+// retry tries a bodiless request that got no answer up to four times, resolving anew each time.
+type retry struct{ next http.RoundTripper }
 
-func (r retryOnce) RoundTrip(req *http.Request) (*http.Response, error) {
+func (r retry) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.next.RoundTrip(req)
-	if err != nil && req.Body == nil {
-		return r.next.RoundTrip(req)
+	for try := 1; try < 4 && err != nil && req.Body == nil; try++ {
+		resp, err = r.next.RoundTrip(req)
 	}
 	return resp, err
 }
@@ -35,6 +35,9 @@ func main() {
 	}
 	p := httputil.NewSingleHostReverseProxy(target)
 	dialer := &net.Dialer{Timeout: 300 * time.Millisecond}
-	p.Transport = retryOnce{&http.Transport{DisableKeepAlives: true, DialContext: dialer.DialContext}}
+	p.Transport = retry{&http.Transport{DisableKeepAlives: true, DialContext: dialer.DialContext}}
+	p.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+		http.Error(w, err.Error(), http.StatusBadGateway) // the test reports why
+	}
 	log.Fatal(http.ListenAndServe(":8080", p))
 }
