@@ -63,8 +63,9 @@ func launchBerth(t *testing.T, env map[string]string) (listening string, logs *d
 		base[k] = v
 	}
 	// Tests share one engine: a berth that discovers every project there would also repair other
-	// tests' deploys in flight as a crash's leftovers. Unless the test names its projects, it serves none.
-	if base["PROJECT_DIR"] == "" && base["PROJECTS"] == "" {
+	// tests' deploys in flight as a crash's leftovers. Unless the test names its projects (or
+	// brings an engine of its own, as the swarm tests do), it serves none.
+	if base["PROJECT_DIR"] == "" && base["PROJECTS"] == "" && env["DOCKER_HOST"] == "" {
 		base["PROJECTS"] = "no-project-of-this-test"
 	}
 	getenv, environ := testEnv(base)
