@@ -176,12 +176,13 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 	if o.KeepImages == 0 {
 		o.KeepImages = DefaultKeepImages
 	}
+	dir := state.New(o.StateDir)
 	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
 		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: authn.NewMultiKeychain(o.RegistryAuth.Keychain(), o.Credentials.Keychain()), gate: o.Gate,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth,
-		state: state.New(o.StateDir), healthTimeout: cmp.Or(o.HealthTimeout, health.DefaultTimeout), healthSettle: cmp.Or(o.HealthSettle, health.DefaultSettle),
+		state: dir, healthTimeout: cmp.Or(o.HealthTimeout, health.DefaultTimeout), healthSettle: cmp.Or(o.HealthSettle, health.DefaultSettle),
 		keepImages: max(o.KeepImages, 0), retryFor: cmp.Or(o.RetryFor, DefaultRetryFor), crashAfter: o.CrashAfter, crash: o.Crash, force: o.ForceRecreate,
-		replaced: newImageLists[string](state.New(o.StateDir), state.ReplacedImages), failed: newImageLists[FailedImage](state.New(o.StateDir), state.FailedImages),
+		replaced: newImageLists[string](dir, state.ReplacedImages), failed: newImageLists[FailedImage](dir, state.FailedImages),
 		dryRun: o.DryRun, optIn: o.OptIn, creds: o.Credentials, shutdown: cmp.Or(o.Shutdown, context.Background()),
 		pullTimeout: cmp.Or(o.PullTimeout, DefaultPullTimeout), regTimeout: cmp.Or(o.RegistryTimeout, DefaultRegistryTimeout)}
 	if o.RecordAccepted {
