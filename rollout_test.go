@@ -335,7 +335,8 @@ func startBerthProcess(t *testing.T, bin string, env map[string]string) *berthPr
 // ends up running, deployed once. With STATE_DIR=none berth reads the repair from its container
 // names: the service runs the new or the previous version. Either way no temporary container
 // and no journal is left, and a routine `docker compose up -d` (v5.6.0, then v2.40.3) recreates
-// nothing: the service answers on the version the repair left.
+// nothing: the service answers on the version the repair left. (A short stop_grace_period: a
+// repair from container names first waits out the longest stop, see lookAgain.)
 func TestKilledMidDeployIsRepairedAtStart(t *testing.T) {
 	eng := deployertest.Engine(t)
 	compose := deployertest.ComposeCLI(t, "v5.6.0")
@@ -358,7 +359,7 @@ func TestKilledMidDeployIsRepairedAtStart(t *testing.T) {
 			tag := deployertest.UniqueTag("crash")
 			project := strings.ReplaceAll(tag, "-", "")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 0")
-			dir := deployertest.WriteProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n    deploy: {update_config: {order: %s}}\n", tag, tc.order))
+			dir := deployertest.WriteProject(t, project, fmt.Sprintf("services:\n  web:\n    image: acme/web:%s\n    init: true\n    ports: [\"127.0.0.1::80\"]\n    stop_grace_period: 1s\n    deploy: {update_config: {order: %s}}\n", tag, tc.order))
 			deployertest.ComposeUp(t, compose, dir)
 			env := rolloutEnv(t, dir)
 			if !tc.durable {

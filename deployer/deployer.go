@@ -124,6 +124,7 @@ type Deployer struct {
 	retryFor      time.Duration
 	crashAfter    string
 	crash         func()
+	lookedOnce    func() // a test hook: called when lookAgain has looked once
 	force         bool
 	images        sync.Mutex               // guards the replaced- and failed-image lists
 	replaced      *imageLists[string]      // images the services ran before, kept for a rollback by hand

@@ -50,24 +50,21 @@ func (d *Deployer) RepairLeftovers(ctx context.Context) error {
 // set). A service another berth process is deploying (it holds the lock in STATE_DIR) is left
 // to it; locked says the caller holds the service's lock already.
 func (d *Deployer) repairFromEngine(ctx context.Context, project, service string, locked bool) error {
-	f := client.Filters{}.Add("label", compose.LabelProject+"="+project, compose.LabelOneoff+"=False")
-	if service != "" {
-		f = f.Add("label", compose.LabelService+"="+service)
-	}
-	res, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	groups, err := d.containersByService(ctx, project, service)
 	if err != nil {
-		return unavailable("list containers of project "+project, err)
-	}
-	groups := map[string][]container.Summary{}
-	for _, c := range res.Items {
-		groups[c.Labels[compose.LabelService]] = append(groups[c.Labels[compose.LabelService]], c)
+		return err
 	}
 	var errs []error
 	for _, svc := range slices.Sorted(maps.Keys(groups)) {
-		if d.self.Project == project && d.self.Service == svc {
+		if d.self.Project == project && d.self.Service == svc || !hasLeftovers(groups[svc]) {
 			continue
 		}
-		j, err := d.leftoverJournal(ctx, project, svc, groups[svc])
+		cs, still, err := d.lookAgain(ctx, project, svc, groups[svc])
+		if err != nil || !still {
+			errs = append(errs, err)
+			continue
+		}
+		j, err := d.leftoverJournal(ctx, project, svc, cs)
 		if err != nil || j == nil {
 			errs = append(errs, err)
 			continue
@@ -197,4 +194,84 @@ func leftoverName(s string) (hex, name string, ok bool) {
 		return "", "", false
 	}
 	return hex, name, true
+}
+
+// containersByService lists the project's containers (only service's, when set) by service.
+func (d *Deployer) containersByService(ctx context.Context, project, service string) (map[string][]container.Summary, error) {
+	f := client.Filters{}.Add("label", compose.LabelProject+"="+project, compose.LabelOneoff+"=False")
+	if service != "" {
+		f = f.Add("label", compose.LabelService+"="+service)
+	}
+	res, err := d.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, unavailable("list containers of project "+project, err)
+	}
+	groups := map[string][]container.Summary{}
+	for _, c := range res.Items {
+		groups[c.Labels[compose.LabelService]] = append(groups[c.Labels[compose.LabelService]], c)
+	}
+	return groups, nil
+}
+
+// hasLeftovers says whether any of cs goes by a name a deploy uses only while it runs.
+func hasLeftovers(cs []container.Summary) bool {
+	return slices.ContainsFunc(cs, func(c container.Summary) bool {
+		_, _, ok := leftoverName(strings.TrimPrefix(canonicalName(c), backupPrefix))
+		return ok
+	})
+}
+
+// lookAgain waits out the longest stop the service's containers may take, then lists them
+// again: still says nothing moved in between. docker compose's own recreate goes by the same
+// `<old id>_<name>` name while it stops the old container, so a tool recreating the service
+// right now leaves the signs a crash leaves; only a crash's stay put. A service that moved is
+// left alone (its tool finishes it; if that was a crash after all, the next deploy repairs it).
+func (d *Deployer) lookAgain(ctx context.Context, project, service string, cs []container.Summary) (now []container.Summary, still bool, err error) {
+	settle := time.Duration(0)
+	for _, c := range cs {
+		in, err := d.eng.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			return nil, false, unavailable("inspect "+canonicalName(c), err)
+		}
+		stop := defaultStopTimeout
+		if cfg := in.Container.Config; cfg != nil && cfg.StopTimeout != nil {
+			stop = time.Duration(*cfg.StopTimeout) * time.Second
+		}
+		settle = max(settle, stop+leftoverMargin)
+	}
+	d.log.Info("containers of an unfinished deploy found; checking that no tool is recreating the service now",
+		"project", project, "service", service, "wait", settle)
+	if d.lookedOnce != nil {
+		d.lookedOnce()
+	}
+	select {
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	case <-time.After(settle):
+	}
+	if now, err = d.serviceContainers(ctx, project, service); err != nil {
+		return nil, false, err
+	}
+	if !slices.Equal(fingerprint(cs), fingerprint(now)) {
+		d.log.Warn("another tool (docker compose?) is recreating the service; its containers are left to it",
+			"project", project, "service", service)
+		return nil, false, nil
+	}
+	return now, true, nil
+}
+
+const (
+	defaultStopTimeout = 10 * time.Second // the engine's, for a container that sets none
+	leftoverMargin     = 2 * time.Second  // a removal and a rename after the stop
+)
+
+// fingerprint is what a recreate in progress changes about cs: which containers, their names
+// and states.
+func fingerprint(cs []container.Summary) []string {
+	out := make([]string, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.ID+" "+canonicalName(c)+" "+string(c.State))
+	}
+	slices.Sort(out)
+	return out
 }
