@@ -376,6 +376,7 @@ func TestParityWithComposeCLI(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, version := range composeReleases {
 		t.Run(version, func(t *testing.T) {
+			t.Parallel() // a project and tag of its own per release
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("parity")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1", `VOLUME ["/scratch"]`)
@@ -439,6 +440,7 @@ func TestParityBerthFirst(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, version := range composeReleases {
 		t.Run(version, func(t *testing.T) {
+			t.Parallel() // a project and tag of its own per release
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("parityrev")
 			deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 1", `VOLUME ["/scratch"]`)
@@ -548,6 +550,7 @@ func TestParityFields(t *testing.T) {
 	eng := deployertest.Engine(t)
 	for _, version := range composeReleases {
 		t.Run(version, func(t *testing.T) {
+			t.Parallel() // a project and tag of its own per release
 			cli := deployertest.ComposeCLI(t, version)
 			tag := deployertest.UniqueTag("fields")
 			// compose v2.40.3 sends an expose range as one literal port key ("3000-3001/tcp"),
