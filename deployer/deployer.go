@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -141,6 +142,7 @@ type Deployer struct {
 	shutdown      context.Context
 	pullTimeout   time.Duration
 	regTimeout    time.Duration
+	watcher       atomic.Pointer[Watcher] // watch mode's, once started (watch.go)
 }
 
 type job struct {
