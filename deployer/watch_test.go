@@ -18,7 +18,9 @@ func TestWatchDeploysNewDigest(t *testing.T) {
 	eng := deployertest.Engine(t)
 	cli := deployertest.ComposeCLI(t, "v5.6.0")
 	reg, tag := deployertest.Registry(), deployertest.UniqueTag("watch")
-	push := func(body string, extra ...string) { deployertest.PushHTTPImage(t, eng, "acme/web", tag, body, extra...) }
+	push := func(body string, extra ...string) {
+		deployertest.PushHTTPImage(t, eng, "acme/web", tag, body, extra...)
+	}
 	push("version 1")
 	name := strings.ReplaceAll(tag, "-", "")
 	dir := deployertest.WriteProject(t, name, fmt.Sprintf("services:\n  web:\n    image: %s/acme/web:%s\n    init: true\n"+
