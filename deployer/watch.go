@@ -52,6 +52,7 @@ type Watcher struct {
 	status  map[string]WatchStatus
 	asked   map[string]string // per service, the digest last submitted for deploy
 	badSeen map[string]string // per service, the label error last logged
+	deploy  func(t watchTarget, digest string) // d.deployWatched; tests replace it
 }
 
 // WatchStatus is what watch mode knows of one service.
@@ -94,6 +95,7 @@ func (d *Deployer) NewWatcher(o WatchOptions) (*Watcher, error) {
 	sched := watch.NewSchedule(nil)
 	w := &Watcher{d: d, o: o, sched: sched, runner: watch.NewRunner(sched, o.Limit, o.Now), seen: seen,
 		targets: map[string]watchTarget{}, status: map[string]WatchStatus{}, asked: map[string]string{}, badSeen: map[string]string{}}
+	w.deploy = func(t watchTarget, digest string) { d.deployWatched(t, digest) }
 	d.watcher.Store(w)
 	return w, nil
 }
@@ -282,7 +284,7 @@ func (w *Watcher) act(ctx context.Context, t watchTarget, running, available str
 			return // deployed, rolled back or failed once: not again until the digest changes
 		}
 		w.d.log.Info("watch: new digest; deploying", "service", t.key, "image", t.image.Familiar(), "digest", available, "running", running)
-		w.d.deployWatched(t, available)
+		w.deploy(t, available)
 	}
 }
 
