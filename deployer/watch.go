@@ -24,6 +24,7 @@ import (
 // Outcomes of watch mode's records, which deploy nothing.
 const (
 	OutcomeAvailable = "available" // berth.watch=notify: a new digest is available, not deployed
+	OutcomeHeld      = "held"      // berth.approve=manual: a new digest waits for `berth approve`
 	OutcomeDeclined  = "declined"  // an update held for approval was rejected by hand
 )
 
@@ -50,8 +51,8 @@ type Watcher struct {
 	mu      sync.Mutex
 	targets map[string]watchTarget
 	status  map[string]WatchStatus
-	asked   map[string]string // per service, the digest last submitted for deploy
-	badSeen map[string]string // per service, the label error last logged
+	asked   map[string]string                  // per service, the digest last submitted for deploy
+	badSeen map[string]string                  // per service, the label error last logged
 	deploy  func(t watchTarget, digest string) // d.deployWatched; tests replace it
 }
 
@@ -275,6 +276,11 @@ func (w *Watcher) act(ctx context.Context, t watchTarget, running, available str
 			w.record(t, available, OutcomeAvailable, "new digest available: "+available)
 			_, _ = w.seen.Update(t.key, available, func(wd *state.WatchedDigest) { wd.Notified = true })
 		}
+	case watch.ActionWait:
+		if v.Why == watch.WaitApproval && !seen.Notified {
+			w.record(t, available, OutcomeHeld, fmt.Sprintf("new digest %s (running %s) waits: run `berth approve %s`", available, orUnknown(running), t.key))
+			_, _ = w.seen.Update(t.key, available, func(wd *state.WatchedDigest) { wd.Notified = true })
+		}
 	case watch.ActionDeploy:
 		w.mu.Lock()
 		already := w.asked[t.key] == available
@@ -354,4 +360,24 @@ func (w *Watcher) resolve(service string) (string, error) {
 		return "", fault.Errorf(fault.NotFound, "no watched service %s", service)
 	}
 	return "", fault.Errorf(fault.Invalid, "service %s is in several projects (%s); name one as project/service", service, strings.Join(found, ", "))
+}
+
+// Approve approves (approve) or rejects the update held for service (berth approve, POST
+// /api/approve) and returns its digest.
+func (d *Deployer) Approve(_ context.Context, service string, approve bool) (string, error) {
+	w := d.Watcher()
+	if w == nil {
+		return "", fault.Errorf(fault.Conflict, "watch mode is off (WATCH=off), so no update waits for approval")
+	}
+	return w.Decide(service, approve)
+}
+
+// WatchStatus is watch mode's view of service (project/service), if it watches it.
+func (d *Deployer) WatchStatus(service string) (WatchStatus, bool) {
+	w := d.Watcher()
+	if w == nil {
+		return WatchStatus{}, false
+	}
+	st, ok := w.Status()[service]
+	return st, ok
 }
