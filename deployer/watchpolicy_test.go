@@ -113,3 +113,36 @@ func TestWatchNotifyOnly(t *testing.T) {
 		t.Fatalf("deploys %v, records %+v; want one available record and no deploy", deployed, recs)
 	}
 }
+
+// TestWebhookHold: a webhook push waits for the window only when the service says so
+// (berth.window.webhook=true), by its own window or WATCH_WINDOW's.
+func TestWebhookHold(t *testing.T) {
+	monday := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	night, _ := watch.ParseWindow("* 02:00-04:00")
+	opens := time.Date(2026, 3, 3, 2, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name     string
+		labels   map[string]string
+		defaults watch.Defaults
+		at       time.Time
+		until    time.Time // zero: no hold
+		err      bool
+	}{
+		{name: "no label", labels: map[string]string{watch.LabelWindow: "* 02:00-04:00"}, at: monday},
+		{name: "own window", labels: map[string]string{watch.LabelWindow: "* 02:00-04:00", watch.LabelWindowWebhook: "true"}, at: monday, until: opens},
+		{name: "inside", labels: map[string]string{watch.LabelWindow: "* 02:00-04:00", watch.LabelWindowWebhook: "true"}, at: opens},
+		{name: "global window", labels: map[string]string{watch.LabelWindowWebhook: "true"}, defaults: watch.Defaults{Window: night}, at: monday, until: opens},
+		{name: "no window at all", labels: map[string]string{watch.LabelWindowWebhook: "true"}, at: monday},
+		{name: "bad window", labels: map[string]string{watch.LabelWindow: "soon", watch.LabelWindowWebhook: "true"}, at: monday, err: true},
+		{name: "bad webhook label", labels: map[string]string{watch.LabelWindowWebhook: "yes"}, at: monday, err: true},
+	}
+	for _, tc := range cases {
+		until, hold, err := webhookHold(tc.labels, tc.defaults, tc.at)
+		if (err != nil) != tc.err {
+			t.Errorf("%s: error %v, want one: %v", tc.name, err, tc.err)
+		}
+		if hold != !tc.until.IsZero() || !until.Equal(tc.until) {
+			t.Errorf("%s: hold %v until %s, want until %s", tc.name, hold, until, tc.until)
+		}
+	}
+}
