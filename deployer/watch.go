@@ -286,7 +286,7 @@ func (w *Watcher) act(ctx context.Context, t watchTarget, running, available str
 		already := w.asked[t.key] == available
 		w.asked[t.key] = available
 		w.mu.Unlock()
-		if already {
+		if already || ctx.Err() != nil {
 			return // deployed, rolled back or failed once: not again until the digest changes
 		}
 		w.d.log.Info("watch: new digest; deploying", "service", t.key, "image", t.image.Familiar(), "digest", available, "running", running)
