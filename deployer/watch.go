@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +52,7 @@ type Watcher struct {
 	mu      sync.Mutex
 	targets map[string]watchTarget
 	status  map[string]WatchStatus
-	asked   map[string]string                  // per service, the digest last submitted for deploy
+	asked   map[string]asked                   // per service, the digest last queued for deploy
 	badSeen map[string]string                  // per service, the label error last logged
 	deploy  func(t watchTarget, digest string) // d.deployWatched; tests replace it
 }
@@ -68,6 +69,12 @@ type WatchStatus struct {
 	Waiting   string    `json:"waiting,omitempty"` // min-age, window, approval, rejected
 	Until     time.Time `json:"until,omitzero"`
 	NextCheck time.Time `json:"next_check,omitzero"`
+}
+
+// asked is a digest watch mode queued for deploy, and when.
+type asked struct {
+	digest string
+	at     time.Time
 }
 
 type watchTarget struct {
@@ -95,7 +102,7 @@ func (d *Deployer) NewWatcher(o WatchOptions) (*Watcher, error) {
 	}
 	sched := watch.NewSchedule(nil)
 	w := &Watcher{d: d, o: o, sched: sched, runner: watch.NewRunner(sched, o.Limit, o.Now), seen: seen,
-		targets: map[string]watchTarget{}, status: map[string]WatchStatus{}, asked: map[string]string{}, badSeen: map[string]string{}}
+		targets: map[string]watchTarget{}, status: map[string]WatchStatus{}, asked: map[string]asked{}, badSeen: map[string]string{}}
 	w.deploy = func(t watchTarget, digest string) { d.deployWatched(t, digest) }
 	d.watcher.Store(w)
 	return w, nil
@@ -282,16 +289,27 @@ func (w *Watcher) act(ctx context.Context, t watchTarget, running, available str
 			_, _ = w.seen.Update(t.key, available, func(wd *state.WatchedDigest) { wd.Notified = true })
 		}
 	case watch.ActionDeploy:
-		w.mu.Lock()
-		already := w.asked[t.key] == available
-		w.asked[t.key] = available
-		w.mu.Unlock()
-		if already || ctx.Err() != nil {
-			return // deployed, rolled back or failed once: not again until the digest changes
+		if !w.ask(t.key, available, now) || ctx.Err() != nil {
+			return
 		}
 		w.d.log.Info("watch: new digest; deploying", "service", t.key, "image", t.image.Familiar(), "digest", available, "running", running)
 		w.deploy(t, available)
 	}
+}
+
+// ask notes that digest is to be deployed on key now, and says whether to queue it: not while
+// its deploy is queued or running, nor once it was rolled back (not again until the tag
+// moves on); a deploy that ended otherwise (a failed pull, a gate's veto) is tried again.
+func (w *Watcher) ask(key, digest string, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if a, ok := w.asked[key]; ok && a.digest == digest {
+		if w.d.queue.busy(key) || slices.ContainsFunc(w.d.FailedImages(key), func(f FailedImage) bool { return !f.At.Before(a.at) }) {
+			return false
+		}
+	}
+	w.asked[key] = asked{digest: digest, at: now}
+	return true
 }
 
 func (w *Watcher) forget(key string) {

@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -144,5 +145,31 @@ func TestWebhookHold(t *testing.T) {
 		if hold != !tc.until.IsZero() || !until.Equal(tc.until) {
 			t.Errorf("%s: hold %v until %s, want until %s", tc.name, hold, until, tc.until)
 		}
+	}
+}
+
+// TestWatchRetry: a digest whose deploy ended without the service running it is queued again
+// at the next check (a failed pull, a gate's veto), unless the service rolled back from it
+// since it was queued: that one waits for the tag to move on.
+func TestWatchRetry(t *testing.T) {
+	clock := time.Date(2000, 3, 2, 12, 0, 0, 0, time.UTC) // before markFailed's real clock
+	var deployed []string
+	w := newPolicyWatcher(t, t.TempDir(), &clock, &deployed)
+	target := watchTarget{key: "shop/web", project: "shop", service: "web", policy: watch.Policy{Mode: watch.ModeDeploy, Interval: time.Minute}}
+	check := func(available string) {
+		var st WatchStatus
+		w.act(context.Background(), target, "sha256:old", available, clock, &st)
+	}
+	check("sha256:new")
+	check("sha256:new") // the first deploy ended (here: never ran) and nothing rolled back
+	if len(deployed) != 2 {
+		t.Fatalf("deploys %v, want the digest queued again", deployed)
+	}
+	w.d.markFailed(w.d.log, target.key, "sha256:image-of-new", nil)
+	clock = clock.Add(time.Minute)
+	check("sha256:new")
+	check("sha256:newer")
+	if want := []string{"sha256:new", "sha256:new", "sha256:newer"}; !slices.Equal(deployed, want) {
+		t.Fatalf("deploys %v, want %v: a rolled-back digest is not queued again, the next one is", deployed, want)
 	}
 }
