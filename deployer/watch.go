@@ -34,7 +34,7 @@ type WatchOptions struct {
 	Defaults watch.Defaults
 	Limit    int           // registry checks in flight at most; default watch.DefaultLimit
 	Tick     time.Duration // how often due checks are looked for; default 1s
-	Refresh  time.Duration // how often the watched services are listed again; default 30s
+	Refresh  time.Duration // how often the watched services are listed again; default 1m
 	Now      func() time.Time
 	// Transport carries the registry requests; nil = go-containerregistry's default.
 	Transport http.RoundTripper
@@ -98,7 +98,7 @@ func (d *Deployer) NewWatcher(o WatchOptions) (*Watcher, error) {
 		o.Tick = time.Second
 	}
 	if o.Refresh <= 0 {
-		o.Refresh = 30 * time.Second
+		o.Refresh = time.Minute
 	}
 	sched := watch.NewSchedule(nil)
 	w := &Watcher{d: d, o: o, sched: sched, runner: watch.NewRunner(sched, o.Limit, o.Now), seen: seen,
