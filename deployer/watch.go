@@ -27,6 +27,7 @@ const (
 	OutcomeAvailable = "available" // berth.watch=notify: a new digest is available, not deployed
 	OutcomeHeld      = "held"      // berth.approve=manual: a new digest waits for `berth approve`
 	OutcomeDeclined  = "declined"  // an update held for approval was rejected by hand
+	OutcomeExpired   = "expired"   // an update held for approval was superseded before it was approved
 )
 
 // WatchOptions configure a Watcher.
@@ -267,9 +268,13 @@ func (w *Watcher) act(ctx context.Context, t watchTarget, running, available str
 		w.forget(t.key)
 		return
 	}
+	prev, _ := w.seen.Get(t.key)
 	seen, err := w.seen.See(t.key, available, now)
 	if err != nil {
 		w.d.log.Warn("watch: first-seen time not saved; a restart starts the minimum age again", "service", t.key, "err", err)
+	}
+	if t.policy.Manual && prev.Digest != "" && prev.Digest != available && prev.Notified && !prev.Approved && !prev.Rejected {
+		w.record(t, prev.Digest, OutcomeExpired, "the update held for approval expired: the tag now names "+available)
 	}
 	if seen.Rejected {
 		st.Waiting = "rejected"

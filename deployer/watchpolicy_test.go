@@ -81,20 +81,27 @@ func TestWatchApproval(t *testing.T) {
 	if st := check(w, "sha256:new"); st.Waiting != "" || len(deployed) != 1 {
 		t.Fatalf("after approval: status %+v, deploys %v; want deployed", st, deployed)
 	}
+	var recs []Record
+	w.d.onRecord = func(r Record) { recs = append(recs, r) }
 	if st := check(w, "sha256:newer"); st.Waiting != watch.WaitApproval {
 		t.Fatalf("a newer digest: status %+v, want held for its own approval", st)
 	}
-	var recs []Record
-	w.d.onRecord = func(r Record) { recs = append(recs, r) }
+	if len(recs) != 1 || recs[0].Outcome != OutcomeHeld || recs[0].Digest != "sha256:newer" {
+		t.Fatalf("records %+v, want sha256:newer held", recs)
+	}
+	if check(w, "sha256:newest"); len(recs) != 3 || recs[1].Outcome != OutcomeExpired || recs[1].Digest != "sha256:newer" {
+		t.Fatalf("records %+v, want sha256:newer expired when the tag moved on, then sha256:newest held", recs)
+	}
+	recs = nil
 	w.targets[target.key] = target
 	if _, err := w.Decide("shop/web", false); err != nil {
 		t.Fatal(err)
 	}
-	if st := check(w, "sha256:newer"); st.Waiting != "rejected" || len(deployed) != 1 {
+	if st := check(w, "sha256:newest"); st.Waiting != "rejected" || len(deployed) != 1 {
 		t.Fatalf("after rejection: status %+v, deploys %v", st, deployed)
 	}
-	if len(recs) != 1 || recs[0].Outcome != OutcomeDeclined || recs[0].Digest != "sha256:newer" || recs[0].Source != "watch" {
-		t.Fatalf("records %+v, want one declined record of sha256:newer", recs)
+	if len(recs) != 1 || recs[0].Outcome != OutcomeDeclined || recs[0].Digest != "sha256:newest" || recs[0].Source != "watch" {
+		t.Fatalf("records %+v, want one declined record of sha256:newest", recs)
 	}
 }
 

@@ -144,7 +144,7 @@ func New(targets []Target, o Options) *Notifier {
 func (n *Notifier) Notify(r deployer.Record) {
 	switch r.Outcome {
 	case deployer.OutcomeDeployed, deployer.OutcomeFailed, deployer.OutcomeRolledBack, deployer.OutcomeWouldDeploy,
-		deployer.OutcomeAvailable, deployer.OutcomeHeld, deployer.OutcomeDeclined:
+		deployer.OutcomeAvailable, deployer.OutcomeHeld, deployer.OutcomeDeclined, deployer.OutcomeExpired:
 	default:
 		return
 	}
@@ -271,7 +271,8 @@ func payload(format string, ev Event) ([]byte, error) {
 func summary(ev Event) string {
 	verb := map[string]string{deployer.OutcomeDeployed: "deployed", deployer.OutcomeFailed: "FAILED to deploy", deployer.OutcomeRolledBack: "ROLLED BACK",
 		deployer.OutcomeWouldDeploy: "would deploy (dry run)", deployer.OutcomeAvailable: "has a new digest (watch, not deployed) of",
-		deployer.OutcomeHeld: "holds for approval a new digest of", deployer.OutcomeDeclined: "declined a new digest of"}[ev.Outcome]
+		deployer.OutcomeHeld: "holds for approval a new digest of", deployer.OutcomeDeclined: "declined a new digest of",
+		deployer.OutcomeExpired: "dropped an unapproved, superseded digest of"}[ev.Outcome]
 	s := fmt.Sprintf("berth: %s/%s %s %s:%s", ev.Project, ev.Service, verb, ev.Repository, ev.Tag)
 	if ev.Pusher != "" {
 		s += " pushed by " + ev.Pusher
