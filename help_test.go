@@ -27,7 +27,7 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 	env := []string{"PATH=" + os.Getenv("PATH"), "OWNER=acme", "SECRET=" + testSecret,
 		"LISTEN_ADDR=" + held.Addr().String(), "SOCKET_PROXY_LISTEN=" + held.Addr().String(),
 		"SOCKET_PROXY_SOCKET=" + filepath.Join(t.TempDir(), "none.sock"), "DOCKER_HOST=unix://" + filepath.Join(t.TempDir(), "none.sock")}
-	commands := []string{"serve", "deploy", "status", "check", "socket-proxy", "version"}
+	commands := []string{"serve", "deploy", "status", "approve", "check", "socket-proxy", "version"}
 	for _, cmd := range commands {
 		for _, flag := range []string{"--help", "-h"} {
 			code, stdout, stderr := runBounded(t, bin, env, cmd, flag)

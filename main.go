@@ -45,6 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		return command.Deploy(ctx, rest, env, stdout, stderr)
 	case "status":
 		return command.Status(ctx, rest, getenv, stdout)
+	case "approve":
+		return command.Approve(ctx, rest, getenv, stdout)
 	case "check":
 		return command.Check(ctx, rest, env, stdout, stderr)
 	case "socket-proxy":

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -142,6 +143,7 @@ type Deployer struct {
 	shutdown      context.Context
 	pullTimeout   time.Duration
 	regTimeout    time.Duration
+	watcher       atomic.Pointer[Watcher] // watch mode's, once started (watch.go)
 }
 
 type job struct {
@@ -316,13 +318,14 @@ func (d *Deployer) QueueDepth() int { return d.queue.depth() }
 
 // runJob runs one service deploy and reports its Record.
 func (d *Deployer) runJob(ctx context.Context, j job) {
+	held := d.holdForWindow(ctx, j)
 	log := d.log.With("deploy", j.id, "service", j.service, "image", j.image.Familiar())
 	rec := Record{
 		ID: j.id, Project: j.projectName, Service: j.service, Source: j.req.Source, Repository: j.req.Repository,
 		Tag: j.req.Tag, Digest: j.req.Digest, Pusher: j.req.Pusher, PushedAt: j.req.PushedAt,
 		Started: time.Now(), Steps: []Step{},
 	}
-	outcome, err := OutcomeSkipped, d.stale(j)
+	outcome, err := OutcomeSkipped, cmp.Or(held, d.stale(j))
 	if err == nil {
 		outcome, err = d.execute(ctx, log, j, &rec)
 		d.remember(j, outcome)

@@ -72,6 +72,14 @@ func (q *queue) waiting(key string) bool {
 	return ok && s.next != nil
 }
 
+// busy says whether a job for key is running or waiting.
+func (q *queue) busy(key string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, ok := q.slots[key]
+	return ok
+}
+
 // depth is the number of keys with a job running or waiting.
 func (q *queue) depth() int {
 	q.mu.Lock()

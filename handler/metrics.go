@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/berth-dev/berth/deployer"
 )
@@ -33,6 +34,8 @@ type Metrics struct {
 	deploys     map[[2]string]uint64 // by service, outcome
 	durations   map[string]*histogram
 	lastSuccess map[string]float64 // by service: unix seconds
+	watchChecks map[string]uint64  // watch mode's registry checks, by result
+	watchLast   float64            // unix seconds of the last one
 }
 
 // durationBuckets are berth_deploy_duration_seconds' upper bounds, in seconds.
@@ -48,7 +51,7 @@ type histogram struct {
 // NewMetrics starts berth's metrics; queueDepth reports the deploys running or waiting.
 func NewMetrics(version string, queueDepth func() int) *Metrics {
 	return &Metrics{version: version, queueDepth: queueDepth, webhooks: map[[2]string]uint64{},
-		deploys: map[[2]string]uint64{}, durations: map[string]*histogram{}, lastSuccess: map[string]float64{}}
+		deploys: map[[2]string]uint64{}, durations: map[string]*histogram{}, lastSuccess: map[string]float64{}, watchChecks: map[string]uint64{}}
 }
 
 // Observe counts a finished deploy.
@@ -71,6 +74,14 @@ func (m *Metrics) Observe(r deployer.Record) {
 	if r.Outcome == deployer.OutcomeDeployed {
 		m.lastSuccess[service] = float64(r.Started.Add(r.Duration).Unix())
 	}
+}
+
+// ObserveWatchCheck counts one of watch mode's registry checks (ok, throttled or error), made at at.
+func (m *Metrics) ObserveWatchCheck(result string, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.watchChecks[result]++
+	m.watchLast = max(m.watchLast, float64(at.Unix()))
 }
 
 // Handler serves the metrics in the Prometheus text format (version 0.0.4).
@@ -110,6 +121,13 @@ func (m *Metrics) write(w io.Writer) {
 	e.family("berth_last_successful_deploy_timestamp_seconds", "gauge", "Unix time the service's last successful deploy finished.")
 	for _, service := range slices.Sorted(maps.Keys(m.lastSuccess)) {
 		e.sample("berth_last_successful_deploy_timestamp_seconds", labels{"service", service}, m.lastSuccess[service])
+	}
+	e.family("berth_watch_checks_total", "counter", "Watch mode's registry checks by result: ok, throttled (429/5xx) or error.")
+	for _, result := range slices.Sorted(maps.Keys(m.watchChecks)) {
+		e.sample("berth_watch_checks_total", labels{"result", result}, float64(m.watchChecks[result]))
+	}
+	if m.watchLast > 0 {
+		e.gauge("berth_watch_last_check_timestamp_seconds", "Unix time of watch mode's last registry check.", m.watchLast)
 	}
 	m.mu.Unlock()
 

@@ -21,6 +21,8 @@ func TestMetricsParseAsPrometheusText(t *testing.T) {
 	m.Observe(deployer.Record{Project: "shop", Service: "web", Outcome: deployer.OutcomeDeployed, Started: started, Duration: 1500 * time.Millisecond})
 	m.Observe(deployer.Record{Project: "shop", Service: "web", Outcome: deployer.OutcomeDeployed, Started: started, Duration: 2 * time.Second})
 	m.Observe(deployer.Record{Project: "shop", Service: "web", Outcome: deployer.OutcomeFailed, Started: started, Duration: time.Hour})
+	m.ObserveWatchCheck("ok", started)
+	m.ObserveWatchCheck("throttled", started.Add(time.Minute))
 	counted := m.countWebhooks(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noteSource(r, "dockerhub")
 		w.WriteHeader(http.StatusAccepted)
@@ -46,6 +48,12 @@ func TestMetricsParseAsPrometheusText(t *testing.T) {
 	}
 	if got := one("berth_webhook_requests_total").GetCounter().GetValue(); got != 2 {
 		t.Errorf("webhooks = %v, want 2", got)
+	}
+	if got := one("berth_watch_last_check_timestamp_seconds").GetGauge().GetValue(); got != 1_800_000_060 {
+		t.Errorf("watch last check = %v, want the second check's time", got)
+	}
+	if f := fams["berth_watch_checks_total"]; len(f.GetMetric()) != 2 || f.GetMetric()[1].GetLabel()[0].GetValue() != "throttled" {
+		t.Errorf("watch checks %v, want one ok and one throttled", f.GetMetric())
 	}
 	if got := one("berth_queue_depth").GetGauge().GetValue(); got != 3 {
 		t.Errorf("queue depth = %v, want 3", got)

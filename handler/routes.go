@@ -20,6 +20,9 @@ func addRoutes(mux *http.ServeMux, cfg Config, d Deployer, log *slog.Logger) {
 			mux.Handle("GET /api/services", requireToken(token, log, handleServices(ops.Services, log)))
 			mux.Handle("GET /api/services/{name...}", requireToken(token, log, handleService(ops.Services, log)))
 		}
+		if ops.Approver != nil {
+			mux.Handle("POST /api/approve", requireToken(token, log, handleApprove(ops.Approver, log)))
+		}
 		if ops.History != nil {
 			mux.Handle("GET /api/deploys", requireToken(token, log, handleDeploys(ops.History, log)))
 		}

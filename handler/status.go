@@ -29,6 +29,7 @@ type Ops struct {
 	Images   ImageInspector // /api/images/inspect, behind Config.APIToken
 	// Deployer deploys a service now: POST /api/deploy and the status page's buttons.
 	Deployer ServiceDeployer
+	Approver Approver // POST /api/approve: watch mode's held updates
 	// Events, when set, streams finished deploys to the status page (web.Hub.Publish is the
 	// deployer's OnRecord's to call).
 	Events  *web.Hub

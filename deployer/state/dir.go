@@ -19,6 +19,7 @@ import (
 //	deploys.jsonl.lock           held while a process writes the history
 //	accepted.jsonl               pushes answered 202, and the ends of their deploys (Accepted)
 //	deployed.json                per service, the push it last deployed (DeployedPushes)
+//	watch.json                   per watched service, the new digest seen, since when, approved or rejected (Watched)
 //	journal/<project>+<service>.json  an unfinished deploy of the service (Journal)
 //	locks/<project>+<service>.lock    held by the process deploying the service (Lock)
 //	images/<project>+<service>.json   images the service ran before, kept for a rollback by hand
@@ -64,6 +65,7 @@ func (d Dir) historyLock() string  { return d.historyFile() + ".lock" }
 func (d Dir) acceptedFile() string { return filepath.Join(d.root, "accepted.jsonl") }
 func (d Dir) journalDir() string   { return filepath.Join(d.root, "journal") }
 func (d Dir) deployedFile() string { return filepath.Join(d.root, "deployed.json") }
+func (d Dir) watchFile() string    { return filepath.Join(d.root, "watch.json") }
 
 func (d Dir) journal(project, service string) string {
 	return filepath.Join(d.journalDir(), pairName(project, service)+".json")

@@ -58,12 +58,16 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 		return err
 	}
 	recoverAtStart(ctx, cfg, d, log)
+	if err := startWatch(ctx, w); err != nil {
+		w.close(ctx)
+		return err
+	}
 	if cfg.DryRun {
 		log.Warn("DRY_RUN is set: deploys are planned and recorded as would-deploy, nothing is pulled or recreated")
 	}
 	webhooks := cfg.Webhooks
 	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == "",
-		Deployer: d, Events: events}
+		Deployer: d, Events: events, Approver: d}
 	webhooks.Limits = cfg.Exposure.Limits()
 	srv, err := serveOn(early, cfg, handler.NewServer(webhooks, d, log), log)
 	if err != nil {

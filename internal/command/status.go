@@ -98,6 +98,7 @@ func printStatus(stdout io.Writer, services []deployer.ServiceStatus) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	printWatch(stdout, services)
 	for _, s := range services {
 		for _, f := range s.FailedImages {
 			fmt.Fprintf(stdout, "%s/%s rolled back from %s at %s (%s); a push of it is skipped, `berth deploy %s/%s` tries it\n",

@@ -63,6 +63,7 @@ const usage = `usage: berth [command] [--help]
   serve         receive registry webhooks and redeploy compose services (default)
   deploy        redeploy one service now: berth deploy SERVICE [--image REF]
   status        show what runs, from a running berth's status API
+  approve       approve (or --reject) the update watch mode holds for a service: berth approve SERVICE
   check         validate the configuration, projects, engine and registries; change nothing
   socket-proxy  forward to the Docker socket only the Engine API calls berth makes
   version       print the version

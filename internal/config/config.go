@@ -81,6 +81,7 @@ type Config struct {
 	Webhooks handler.Config `ignored:"true"`
 
 	Exposure // TLS, trusted proxies and abuse limits (exposure.go)
+	Watching // watch mode (watch.go)
 
 	// Home is the user's home directory, where DOCKER_CONFIG defaults to (~/.docker).
 	Home string `envconfig:"HOME"`
@@ -116,6 +117,7 @@ func ownVars() []string {
 		"HISTORY_LIMIT", "METRICS_ADDR", "NOTIFY_TIMEOUT", "DRY_RUN", "OPT_IN",
 		"API_TOKEN_FILE", "PULL_CREDENTIALS", "PULL_CREDENTIALS_FILE", "NOTIFY_URLS", "NOTIFY_URLS_FILE"}
 	vars = append(vars, exposureVars()...)
+	vars = append(vars, watchVars()...)
 	for _, v := range credentialVars() {
 		vars = append(vars, v.env, v.env+"_FILE")
 	}

@@ -60,6 +60,9 @@ func (c Config) Validate() error {
 	if err := compose.CheckVersion(c.ComposeVersion); err != nil {
 		return err
 	}
+	if _, err := c.WatchDefaults(); err != nil {
+		return err
+	}
 	if err := c.validateAPIAndGate(); err != nil {
 		return err
 	}

@@ -143,7 +143,8 @@ func New(targets []Target, o Options) *Notifier {
 // Notify queues r's event for every target and returns at once.
 func (n *Notifier) Notify(r deployer.Record) {
 	switch r.Outcome {
-	case deployer.OutcomeDeployed, deployer.OutcomeFailed, deployer.OutcomeRolledBack, deployer.OutcomeWouldDeploy:
+	case deployer.OutcomeDeployed, deployer.OutcomeFailed, deployer.OutcomeRolledBack, deployer.OutcomeWouldDeploy,
+		deployer.OutcomeAvailable, deployer.OutcomeHeld, deployer.OutcomeDeclined, deployer.OutcomeExpired:
 	default:
 		return
 	}
@@ -269,7 +270,9 @@ func payload(format string, ev Event) ([]byte, error) {
 // summary is the one-line message chat formats show.
 func summary(ev Event) string {
 	verb := map[string]string{deployer.OutcomeDeployed: "deployed", deployer.OutcomeFailed: "FAILED to deploy", deployer.OutcomeRolledBack: "ROLLED BACK",
-		deployer.OutcomeWouldDeploy: "would deploy (dry run)"}[ev.Outcome]
+		deployer.OutcomeWouldDeploy: "would deploy (dry run)", deployer.OutcomeAvailable: "has a new digest (watch, not deployed) of",
+		deployer.OutcomeHeld: "holds for approval a new digest of", deployer.OutcomeDeclined: "declined a new digest of",
+		deployer.OutcomeExpired: "dropped an unapproved, superseded digest of"}[ev.Outcome]
 	s := fmt.Sprintf("berth: %s/%s %s %s:%s", ev.Project, ev.Service, verb, ev.Repository, ev.Tag)
 	if ev.Pusher != "" {
 		s += " pushed by " + ev.Pusher
