@@ -359,6 +359,8 @@ func (w *Watcher) Decide(service string, approve bool) (string, error) {
 	}
 	if t, ok := w.target(key); ok && !approve {
 		w.record(t, wd.Digest, OutcomeDeclined, "update rejected by hand")
+	} else if approve {
+		w.sched.Now(key, w.o.Now()) // deployed at the next tick, not an interval later
 	}
 	w.d.log.Info("watch: update decided", "service", key, "digest", wd.Digest, "approved", approve)
 	return wd.Digest, nil

@@ -89,6 +89,16 @@ func (s *Schedule) Done(key string, now time.Time, interval time.Duration, throt
 	s.next[key] = now.Add(max(backoff, retryAfter))
 }
 
+// Now makes key's next check due at now, unless the registry asked it to wait (a backoff):
+// an approval by hand is acted on at once rather than an interval later.
+func (s *Schedule) Now(key string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at, ok := s.next[key]; ok && s.fails[key] == 0 && at.After(now) {
+		s.next[key] = now
+	}
+}
+
 // Next is when key is checked next; zero when it is not scheduled.
 func (s *Schedule) Next(key string) time.Time {
 	s.mu.Lock()

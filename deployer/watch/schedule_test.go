@@ -111,3 +111,23 @@ func TestBackoffDoublesWithoutRetryAfter(t *testing.T) {
 		t.Fatalf("after a success next in %s, want the interval less a tenth (jitter 0)", got)
 	}
 }
+
+// TestScheduleNow: an approval brings a check forward to now, but never ahead of a backoff the
+// registry asked for.
+func TestScheduleNow(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := NewSchedule(func(int64) int64 { return 0 })
+	s.Keep(map[string]time.Duration{"p/a": time.Hour, "p/b": time.Hour}, now)
+	s.Due(now, 2)
+	s.Done("p/a", now, time.Hour, false, 0)
+	s.Done("p/b", now, time.Hour, true, 2*time.Hour)
+	later := now.Add(time.Minute)
+	s.Now("p/a", later)
+	s.Now("p/b", later)
+	if got := s.Next("p/a"); !got.Equal(later) {
+		t.Errorf("p/a next at %s, want now (%s)", got, later)
+	}
+	if got := s.Next("p/b"); !got.Equal(now.Add(2 * time.Hour)) {
+		t.Errorf("p/b next at %s, want its Retry-After (%s)", got, now.Add(2*time.Hour))
+	}
+}
