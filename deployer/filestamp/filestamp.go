@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -29,6 +31,10 @@ type file struct {
 	racy   bool     // changed too close to the stamp: compare sum as well
 	sum    [32]byte // content when racy
 	exists bool
+	// missing, on a directory's entry, are stamped files that did not exist in it: creating
+	// one changes the directory, so one stat covers them all (each is looked at only while
+	// the directory is racy).
+	missing []string
 }
 
 // meta is what one stat says of a file.
@@ -46,8 +52,19 @@ func Take(paths []string) Set {
 	paths = slices.Compact(paths)
 	now := time.Now()
 	s := Set{files: make([]file, 0, len(paths))}
+	dirs := map[string][]string{}
 	for _, p := range paths {
-		s.files = append(s.files, stamp(p, now))
+		f := stamp(p, now)
+		if !f.exists {
+			dirs[filepath.Dir(p)] = append(dirs[filepath.Dir(p)], p)
+			continue
+		}
+		s.files = append(s.files, f)
+	}
+	for _, dir := range slices.Sorted(maps.Keys(dirs)) {
+		d := stamp(dir, now)
+		d.sum, d.missing = [32]byte{}, dirs[dir]
+		s.files = append(s.files, d)
 	}
 	return s
 }
@@ -57,16 +74,23 @@ func stamp(path string, now time.Time) file {
 	f := file{path: path, meta: m, exists: ok}
 	if ok && isRacy(m, now) {
 		f.racy = true
+		if m.mode.IsDir() {
+			return f
+		}
 		f.sum, _ = sumOf(path)
 	}
 	return f
 }
 
-// Paths is the stamped files, sorted.
+// Paths is the stamped files, those that exist first.
 func (s Set) Paths() []string {
-	out := make([]string, len(s.files))
-	for i, f := range s.files {
-		out[i] = f.path
+	var out []string
+	for _, f := range s.files {
+		if f.missing != nil {
+			out = append(out, f.missing...)
+		} else {
+			out = append(out, f.path)
+		}
 	}
 	return out
 }
@@ -86,6 +110,10 @@ func (f file) changed() bool {
 	m, ok := statMeta(f.path)
 	if ok != f.exists || m != f.meta {
 		return true
+	}
+	if f.racy && f.missing != nil {
+		// The directory changed within a timestamp tick of the stamp: look at each file.
+		return slices.ContainsFunc(f.missing, func(p string) bool { _, ok := statMeta(p); return ok })
 	}
 	if f.racy {
 		sum, err := sumOf(f.path)
