@@ -167,7 +167,8 @@ func (d *Deployer) checkIndex(ctx context.Context) (*snapshot, error) {
 	changed := old == nil || rediscover || reload
 	for _, spec := range specs {
 		ip, ok := reused[spec.Key()]
-		if !ok || ip.broken != (spec.broken != nil) || ip.files.Changed() {
+		// Discovery's own verdict (unreadable files, profiles it could not infer) is taken afresh.
+		if !ok || (rediscover && (ip.broken || spec.broken != nil)) || ip.files.Changed() {
 			ip, changed = d.loadIndexed(ctx, spec), true
 		} else if settled, ok := ip.files.Settled(); ok {
 			ip.files, changed = settled, true
