@@ -155,7 +155,7 @@ func (d *Deployer) checkIndex(ctx context.Context) (*snapshot, error) {
 		}
 	}
 	reused := map[string]indexedProject{}
-	if old != nil && !reload {
+	if old != nil && !reload && rediscover {
 		for _, ip := range old.projects {
 			reused[ip.key] = ip
 		}
@@ -165,8 +165,14 @@ func (d *Deployer) checkIndex(ctx context.Context) (*snapshot, error) {
 		snap.events = old.events
 	}
 	changed := old == nil || rediscover || reload
-	for _, spec := range specs {
-		ip, ok := reused[spec.Key()]
+	for i, spec := range specs {
+		var ip indexedProject
+		ok := false
+		if rediscover {
+			ip, ok = reused[spec.Key()] // a key holds the environment: built only when the specs are new
+		} else if !reload {
+			ip, ok = old.projects[i], true // the same specs, in the same order
+		}
 		// Discovery's own verdict (unreadable files, profiles it could not infer) is taken afresh.
 		if !ok || (rediscover && (ip.broken || spec.broken != nil)) || ip.files.Changed() {
 			ip, changed = d.loadIndexed(ctx, spec), true
@@ -243,6 +249,15 @@ func (d *Deployer) indexRoutes(projects []indexedProject) map[string][]route {
 		}
 	}
 	return routes
+}
+
+// projectFor is spec's project for a deploy: the index's copy while its files are unchanged,
+// else loaded anew.
+func (d *Deployer) projectFor(ctx context.Context, spec compose.Spec) (*types.Project, error) {
+	if p, ok := d.indexedProjectFor(spec); ok {
+		return p, nil
+	}
+	return compose.Load(ctx, spec)
 }
 
 // indexedProjectFor returns a copy of spec's project as indexed, if its files have not changed

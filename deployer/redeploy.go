@@ -107,12 +107,9 @@ type target struct {
 // loadTarget loads j's project afresh when its files changed since the index loaded it (index.go)
 // and reads the service's deploy policies; a label with a bad value fails the deploy here.
 func (d *Deployer) loadTarget(ctx context.Context, j job) (target, error) {
-	p, ok := d.indexedProjectFor(j.project)
-	var err error
-	if !ok {
-		if p, err = compose.Load(ctx, j.project); err != nil {
-			return target{}, err
-		}
+	p, err := d.projectFor(ctx, j.project)
+	if err != nil {
+		return target{}, err
 	}
 	s, ok := p.Services[j.service]
 	if !ok {
