@@ -80,7 +80,7 @@ func (d *Deployer) precheck(ctx context.Context, log *slog.Logger, j job) (strin
 	if j.dependent {
 		return "", nil
 	}
-	p, err := compose.Load(ctx, j.project)
+	p, err := d.projectFor(ctx, j.project)
 	if err != nil {
 		return OutcomeFailed, err
 	}
@@ -143,7 +143,7 @@ func (d *Deployer) semverCheck(ctx context.Context, log *slog.Logger, j job, pro
 // plan is a dry run: it loads the service, checks what a deploy checks, and logs the engine
 // calls a deploy would make, making none that changes anything.
 func (d *Deployer) plan(ctx context.Context, log *slog.Logger, j job) error {
-	p, err := compose.Load(ctx, j.project)
+	p, err := d.projectFor(ctx, j.project)
 	if err != nil {
 		return err
 	}

@@ -144,6 +144,8 @@ type Deployer struct {
 	pullTimeout   time.Duration
 	regTimeout    time.Duration
 	watcher       atomic.Pointer[Watcher] // watch mode's, once started (watch.go)
+	index         *index                  // the served projects, loaded, and which services run each image (index.go)
+	life          context.Context         // New's: the index's background refresh ends with it
 }
 
 type job struct {
@@ -196,6 +198,7 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 	d.loads = newProjectLoads(compose.Load)
 	d.swarm = d.newSwarm(eng, o.SwarmTimeout)
 	d.discoveries = shared.NewCalls[[]DiscoveredProject]()
+	d.index, d.life = newIndex(), ctx
 	return d
 }
 
@@ -244,7 +247,7 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 	t := Ticket{ID: newID(), Image: pushed.Familiar(), Services: []string{}}
 	var jobs []job
 	var skipped []string
-	projects, err := d.servedProjects(ctx, d.loads.get, func(spec compose.Spec, err error) error {
+	services, err := d.routesFor(ctx, pushed, func(spec compose.Spec, err error) error {
 		return d.unloadable(spec, pushed, err)
 	})
 	if err != nil {
@@ -254,24 +257,22 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 	if err != nil {
 		return Ticket{}, nil, err
 	}
-	for _, sp := range projects {
-		p := sp.project
-		for _, name := range serviceNames(p) {
-			ref, err := registry.ParseRef(p.Services[name].Image)
-			if err != nil || !registry.TracksTag(ref, pushed) {
-				continue
-			}
-			if why := d.selects(p.Services[name].Labels); why != "" {
-				d.log.Info("service not deployed: "+why, "project", p.Name, "service", name)
-				continue
-			}
-			if d.self.isSelf(p.Name, name, ref) {
-				skipped = append(skipped, p.Name+"/"+name)
-				continue
-			}
-			jobs = append(jobs, job{id: t.ID, req: req, image: pushed, project: sp.spec, projectName: p.Name, service: name})
-			t.Services = append(t.Services, p.Name+"/"+name)
+	for _, sp := range services {
+		p, name := sp.project, sp.service
+		ref, err := registry.ParseRef(p.Services[name].Image)
+		if err != nil || !registry.TracksTag(ref, pushed) {
+			continue
 		}
+		if why := d.selects(p.Services[name].Labels); why != "" {
+			d.log.Info("service not deployed: "+why, "project", p.Name, "service", name)
+			continue
+		}
+		if d.self.isSelf(p.Name, name, ref) {
+			skipped = append(skipped, p.Name+"/"+name)
+			continue
+		}
+		jobs = append(jobs, job{id: t.ID, req: req, image: pushed, project: sp.spec, projectName: p.Name, service: name})
+		t.Services = append(t.Services, p.Name+"/"+name)
 	}
 	shareReference(jobs)
 	if len(skipped) > 0 && d.self.SwarmService != "" {

@@ -108,6 +108,18 @@ func (d *Deployer) projectSpecs(ctx context.Context) ([]projectSpec, error) {
 // project whose files never name it cannot run it, whatever is broken in it.
 func mightRun(spec compose.Spec, pushed registry.Ref) bool {
 	name := []byte(registry.Ref{Name: pushed.Name}.Familiar())
+	for _, f := range specFiles(spec) {
+		b, err := os.ReadFile(f)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) || bytes.Contains(b, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// specFiles is the files spec names, or those compose looks for when it names none: its
+// compose files and env files, whether they exist or not.
+func specFiles(spec compose.Spec) []string {
 	files := slices.Concat(spec.Files, spec.EnvFiles)
 	if len(spec.Files) == 0 {
 		for _, f := range []string{"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml",
@@ -118,13 +130,7 @@ func mightRun(spec compose.Spec, pushed registry.Ref) bool {
 	if len(spec.EnvFiles) == 0 {
 		files = append(files, filepath.Join(spec.Dir, ".env"))
 	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) || bytes.Contains(b, name) {
-			return true
-		}
-	}
-	return false
+	return files
 }
 
 func (d *Deployer) discoverOptions() DiscoverOptions {

@@ -104,10 +104,10 @@ type target struct {
 	hooks  hook.Set
 }
 
-// loadTarget loads j's project afresh (its files may have changed since the push was matched)
+// loadTarget loads j's project afresh when its files changed since the index loaded it (index.go)
 // and reads the service's deploy policies; a label with a bad value fails the deploy here.
 func (d *Deployer) loadTarget(ctx context.Context, j job) (target, error) {
-	p, err := compose.Load(ctx, j.project)
+	p, err := d.projectFor(ctx, j.project)
 	if err != nil {
 		return target{}, err
 	}

@@ -52,22 +52,42 @@ func (s Spec) Key() string {
 // Load reads the project the way `docker compose up` does (compose-go, the same option
 // order as the CLI), with labels and service environments resolved, ready to hash and create.
 func Load(ctx context.Context, spec Spec) (*types.Project, error) {
+	p, _, err := LoadFiles(ctx, spec)
+	return p, err
+}
+
+// LoadFiles is Load, also returning the files the project was read from (compose files,
+// env files, services' env_file), so that a cached load can tell when it went stale.
+func LoadFiles(ctx context.Context, spec Spec) (*types.Project, []string, error) {
 	opts, err := projectOptions(spec)
 	if err != nil {
-		return nil, fault.Errorf(fault.Invalid, "compose project in %s: %w", spec.Dir, err)
+		return nil, nil, fault.Errorf(fault.Invalid, "compose project in %s: %w", spec.Dir, err)
 	}
 	if len(opts.ConfigPaths) == 0 && len(spec.Files) == 0 {
 		wd, _ := opts.GetWorkingDir()
-		return nil, fault.Errorf(fault.Invalid, "no compose file found in %s or its parents (looked for compose.yaml, docker-compose.yml, …); set COMPOSE_FILE", wd)
+		return nil, nil, fault.Errorf(fault.Invalid, "no compose file found in %s or its parents (looked for compose.yaml, docker-compose.yml, …); set COMPOSE_FILE", wd)
 	}
 	project, err := opts.LoadProject(ctx)
 	if err != nil {
-		return nil, fault.Errorf(fault.Invalid, "load compose project: %w", err)
+		return nil, nil, fault.Errorf(fault.Invalid, "load compose project: %w", err)
+	}
+	files := slices.Concat(project.ComposeFiles, opts.EnvFiles)
+	for _, s := range project.Services {
+		for _, f := range s.EnvFiles {
+			files = append(files, f.Path)
+		}
 	}
 	project, err = project.WithServicesEnvironmentResolved(true)
 	if err != nil {
-		return nil, fault.Errorf(fault.Invalid, "resolve service environment of project %s: %w", project.Name, err)
+		return nil, nil, fault.Errorf(fault.Invalid, "resolve service environment of project %s: %w", project.Name, err)
 	}
+	project, err = finishLoad(ctx, spec, opts, project)
+	return project, files, err
+}
+
+// finishLoad writes what compose would write into a loaded project: bind options as written,
+// host paths, and the labels compose puts on every container.
+func finishLoad(ctx context.Context, spec Spec, opts *cli.ProjectOptions, project *types.Project) (*types.Project, error) {
 	if err := markBindsAsWritten(ctx, spec, project); err != nil {
 		return nil, err
 	}
