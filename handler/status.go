@@ -29,6 +29,11 @@ type Ops struct {
 	Images   ImageInspector // /api/images/inspect, behind Config.APIToken
 	// Deployer deploys a service now: POST /api/deploy and the status page's buttons.
 	Deployer ServiceDeployer
+	// DeployToken may only POST /api/deploy, and only the DeployServices (project/service or
+	// project/*; empty: all). The API token may too when APITokenCanDeploy.
+	DeployToken       Secrets
+	DeployServices    []string
+	APITokenCanDeploy bool
 	// Events, when set, streams finished deploys to the status page (web.Hub.Publish is the
 	// deployer's OnRecord's to call).
 	Events  *web.Hub

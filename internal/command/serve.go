@@ -63,7 +63,8 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	}
 	webhooks := cfg.Webhooks
 	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == "",
-		Deployer: d, Events: events}
+		Deployer: d, Events: events, DeployToken: handler.ParseSecrets(string(cfg.DeployToken)), DeployServices: cfg.DeployServices,
+		APITokenCanDeploy: cfg.APITokenCanDeploy}
 	webhooks.Limits = cfg.Exposure.Limits()
 	srv, err := serveOn(early, cfg, handler.NewServer(webhooks, d, log), log)
 	if err != nil {
