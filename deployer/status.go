@@ -23,7 +23,8 @@ type ServiceStatus struct {
 	Deploys      bool              `json:"deploys"`       // berth redeploys it on a push (berth.enable, OPT_IN)
 	TagPolicy    string            `json:"tag_policy"`    // exact or semver (berth.tag-policy)
 	Containers   []ContainerStatus `json:"containers"`
-	FailedImages []FailedImage     `json:"failed_images"` // images it rolled back from, which berth does not try again
+	FailedImages []FailedImage     `json:"failed_images"`            // images it rolled back from, which berth does not try again
+	Previous     string            `json:"previous_image,omitempty"` // the image it ran before berth's last deploy, kept for RollBackService
 }
 
 // ContainerStatus is one container of a service.
@@ -61,6 +62,7 @@ func (d *Deployer) Services(ctx context.Context) ([]ServiceStatus, error) {
 			st.Deploys = d.selects(s.Labels) == ""
 			st.TagPolicy = tagPolicy(s.Labels)
 			st.FailedImages = append(st.FailedImages, d.FailedImages(p.Name+"/"+name)...)
+			st.Previous = d.keptImage(p.Name + "/" + name)
 			out = append(out, st)
 		}
 	}

@@ -16,10 +16,12 @@ import (
 )
 
 // ServiceDeployer redeploys one service now, through the same queue, checks and records as a
-// push (deployer.DeployService, what `berth deploy` calls), and says which services a push
-// would deploy (deployer.Plan), so a scoped token is checked before anything is queued.
+// push (deployer.DeployService, what `berth deploy` calls), rolls one back by hand (the page's
+// button), and says which services a push would deploy (deployer.Plan), so a scoped token is
+// checked before anything is queued.
 type ServiceDeployer interface {
 	DeployService(ctx context.Context, service, ref string) (deployer.Ticket, error)
+	RollBackService(ctx context.Context, service string) (deployer.Ticket, error)
 	Plan(ctx context.Context, req deployer.Request) (deployer.Ticket, error)
 }
 

@@ -52,6 +52,10 @@ func (f *fakeOps) DeployService(_ context.Context, service, image string) (deplo
 	return deployer.Ticket{ID: "d1", Image: "registry.test/shop/web:1.4", Services: []string{"shop/web"}}, nil
 }
 
+func (f *fakeOps) RollBackService(ctx context.Context, service string) (deployer.Ticket, error) {
+	return f.DeployService(ctx, service, "previous")
+}
+
 func (f *fakeOps) asked() [][2]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -224,9 +228,16 @@ func TestLoginCookie(t *testing.T) {
 	}
 }
 
-// TestDeployButtonNeedsCSRF: a deploy from a session must carry the session's CSRF token and
-// come from the page's own origin; a bearer token needs neither. Refusals deploy nothing.
+// TestDeployButtonNeedsCSRF: a deploy or roll-back from a session must carry the session's
+// CSRF token and come from the page's own origin; a bearer token needs neither. Refusals
+// deploy nothing.
 func TestDeployButtonNeedsCSRF(t *testing.T) {
+	for _, button := range []string{"deploy", "rollback"} {
+		t.Run(button, func(t *testing.T) { testButtonNeedsCSRF(t, button) })
+	}
+}
+
+func testButtonNeedsCSRF(t *testing.T, button string) {
 	srv, ops, _ := newPageServer(t)
 	session := login(t, srv)
 	token := csrfOf(t, srv, session)
@@ -248,7 +259,7 @@ func TestDeployButtonNeedsCSRF(t *testing.T) {
 	accepted := 0
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, body := pageCall(t, http.MethodPost, srv.URL+"/ui/deploy", strings.NewReader(tc.body), tc.header)
+			res, body := pageCall(t, http.MethodPost, srv.URL+"/ui/"+button, strings.NewReader(tc.body), tc.header)
 			if res.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, body)
 			}

@@ -16,10 +16,11 @@
     try {
       const res = await fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin" });
       const body = await res.json().catch(() => ({}));
+      const what = form.classList.contains("rollback") ? "Roll-back " : "Deploy ";
       if (res.status === 202) {
-        say("Deploy " + body.id + " queued: " + (body.services || []).join(", ") + " with " + body.image, false);
+        say(what + body.id + " queued: " + (body.services || []).join(", ") + " with " + body.image, false);
       } else {
-        say("Deploy refused (" + res.status + "): " + (body.error || res.statusText), true);
+        say(what + "refused (" + res.status + "): " + (body.error || res.statusText), true);
       }
     } catch (e) {
       say("Deploy failed: " + e, true);
