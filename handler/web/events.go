@@ -53,6 +53,21 @@ func (u *UI) handleEvents() http.Handler {
 			u.deps.Fail(w, r, err)
 			return
 		}
+		if u.deps.Stream != nil {
+			release, err := u.deps.Stream(r)
+			if err != nil && u.deps.Status(err) == http.StatusServiceUnavailable {
+				// Too many pages are open: an error would end EventSource's retries for good,
+				// so the stream ends at once and asks the browser to come back later.
+				w.Header().Set("Content-Type", "text/event-stream")
+				fmt.Fprint(w, "retry: 15000\n\n")
+				return
+			}
+			if err != nil {
+				u.deps.Fail(w, r, err)
+				return
+			}
+			defer release()
+		}
 		events, stop := u.deps.Events.subscribe()
 		defer stop()
 		newest := ""

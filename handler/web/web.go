@@ -48,8 +48,11 @@ type ServiceDeployer interface {
 // Deps are what the page needs from berth. Token, Admit, Status and Fail come from handler,
 // so the page checks the same API token, under the same abuse limits, with the same errors.
 type Deps struct {
-	Token    func(presented string) bool // whether presented is the API token (constant time)
-	Admit    func(r *http.Request, authenticated bool) error
+	Token func(presented string) bool // whether presented is the API token (constant time)
+	Admit func(r *http.Request, authenticated bool) error
+	// Stream trades an admitted event stream's request slot for a stream place, so open
+	// pages never hold up webhooks; nil holds nothing.
+	Stream   func(r *http.Request) (release func(), err error)
 	Status   func(err error) int                                     // the HTTP status of err
 	Fail     func(w http.ResponseWriter, r *http.Request, err error) // handler's one error answer
 	Services ServiceLister
