@@ -2,6 +2,8 @@ package deployer
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +17,9 @@ import (
 func TestRollBackServiceByHand(t *testing.T) {
 	p := newRolloutProject(t, "", "")
 	ctx := context.Background()
-	d, records := p.deployer(Options{})
+	var mu sync.Mutex
+	var events []StepEvent
+	d, records := p.deployer(Options{OnStep: func(e StepEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
 	v1 := p.web().Image
 	if _, err := d.RollBackService(ctx, p.name+"/web"); fault.KindOf(err) != fault.NotFound {
 		t.Fatalf("roll-back with nothing kept: %v, want not found", err)
@@ -23,6 +27,7 @@ func TestRollBackServiceByHand(t *testing.T) {
 	deployertest.PushHTTPImage(t, p.eng, "acme/web", p.tag, "version 2 of "+p.tag)
 	p.deploy(d, Request{})
 	v2 := p.web().Image
+	checkStepEvents(t, events, records())
 	all, err := d.Services(ctx)
 	if err != nil || len(all) != 1 || all[0].Previous != v1 || v2 == v1 {
 		t.Fatalf("status %+v (%v): want previous image %s, running %s", all, err, v1, v2)
@@ -43,5 +48,34 @@ func TestRollBackServiceByHand(t *testing.T) {
 	}
 	if all, _ := d.Services(ctx); len(all) != 1 || all[0].Previous != v2 {
 		t.Errorf("after the roll-back the kept image is %v, want %s", all, v2)
+	}
+}
+
+// checkStepEvents: OnStep saw each recorded step start and end, in the record's order, and
+// the pull's progress in between.
+func checkStepEvents(t *testing.T, events []StepEvent, recs []Record) {
+	t.Helper()
+	if len(recs) != 1 {
+		t.Fatalf("records %v", outcomes(recs))
+	}
+	var ended []string
+	pulls := 0
+	for _, e := range events {
+		if e.Deploy != recs[0].ID || e.Service != "web" {
+			t.Fatalf("step event %+v names another deploy than %s", e, recs[0].ID)
+		}
+		switch {
+		case e.Pull != nil:
+			pulls++
+		case e.Done:
+			ended = append(ended, e.Step.Name)
+		}
+	}
+	var want []string
+	for _, s := range recs[0].Steps {
+		want = append(want, s.Name)
+	}
+	if !slices.Equal(ended, want) || pulls == 0 {
+		t.Errorf("steps ended %v, want the record's %v; %d pull progress events, want some", ended, want, pulls)
 	}
 }

@@ -56,12 +56,30 @@ document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.vi
 		t.Errorf("the button asked for %v, want one deploy of shop/web", got)
 	}
 
+	b.eval(`document.querySelector("form.rollback button").click(); true`)
+	b.waitFor(`document.getElementById("flash").textContent.startsWith("Roll-back d1 queued")`)
+	if got := ops.asked(); len(got) != 2 || got[1] != [2]string{"shop/web", "previous"} {
+		t.Errorf("the roll-back button asked for %v, want a roll-back of shop/web", got)
+	}
+
+	// A running deploy's steps appear as they happen: the pull's progress, then each step.
+	// The page's stream may still be connecting, so each event is sent until it shows.
+	pull := deployer.StepEvent{Deploy: "r2", Project: "shop", Service: "web", Step: deployer.Step{Name: "pull", Container: "registry.test/shop/web:1.5"},
+		Pull: &deployer.PullProgress{Layers: 3, LayersDone: 1, Current: 5e6, Total: 12e6}}
+	b.sendUntil(func() { hub.Step(pull) }, `document.getElementById("live").innerText.includes("1/3 layers, 5.0 MB of 12.0 MB")`)
+	started := deployer.StepEvent{Deploy: "r2", Project: "shop", Service: "web", Step: deployer.Step{Name: "start", Container: "shop-web-1"}}
+	b.sendUntil(func() { hub.Step(started) }, `document.getElementById("live").innerText.includes("start shop-web-1 …")`)
+	if v := b.eval(`document.getElementById("live").hidden`); v != "false" {
+		t.Errorf("the running deploy's section is hidden: %s", v)
+	}
+
 	ops.mu.Lock()
 	ops.records = append([]deployer.Record{{ID: "r2", Project: "shop", Service: "web", Repository: "registry.test/shop/web", Tag: "1.5",
 		Started: time.Unix(1795183500, 0), Outcome: deployer.OutcomeRolledBack, Error: "unhealthy after start"}}, ops.records...)
 	ops.mu.Unlock()
 	hub.Publish(ops.records[0])
 	b.waitFor(`!!document.getElementById("deploy-r2-shop-web")`)
+	b.waitFor(`document.getElementById("live").hidden`)
 
 	dir := os.Getenv("BERTH_TEST_ARTIFACTS")
 	if dir == "" {
@@ -238,6 +256,19 @@ func (b *browser) waitFor(expr string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.t.Fatalf("%s is still %s; the page shows:\n%s", expr, got, b.eval(`document.body ? document.body.innerText : ""`))
+}
+
+// sendUntil calls send until expr is true, at most 100 times a tenth of a second apart.
+func (b *browser) sendUntil(send func(), expr string) {
+	b.t.Helper()
+	for range 100 {
+		send()
+		if b.eval(expr) == "true" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("%s is still false; the page shows:\n%s", expr, b.eval(`document.body.innerText`))
 }
 
 func (b *browser) requested() []string {

@@ -88,7 +88,8 @@ func newOpsServer(t *testing.T, edit func(*Ops)) (*httptest.Server, *fakeOps, *w
 			RepoDigest:   "registry.test/shop/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 			ImageLabels:  map[string]string{"org.opencontainers.image.version": "1.4.2", "org.opencontainers.image.revision": "abcdef0123456789", "org.opencontainers.image.source": "https://git.test/shop"},
 			Containers:   []deployer.ContainerStatus{{Name: "shop-web-1", State: "running", Health: "healthy"}},
-			FailedImages: []deployer.FailedImage{{ID: "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210", Reason: "unhealthy"}}}},
+			FailedImages: []deployer.FailedImage{{ID: "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210", Reason: "unhealthy"}},
+			Previous:     "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}},
 		records: []deployer.Record{{ID: "r1", Project: "shop", Service: "web", Source: "dockerhub", Repository: "registry.test/shop/web", Tag: "1.4",
 			Started: time.Unix(1795183407, 0), Duration: 1500 * time.Millisecond, Outcome: deployer.OutcomeDeployed,
 			Steps: []deployer.Step{{Name: "pull", Took: time.Second}, {Name: "start", Container: "shop-web-1"}}}},
@@ -310,6 +311,8 @@ func TestEventsNameFinishedDeploys(t *testing.T) {
 	read("data: r1/shop/web\n")
 	hub.Publish(deployer.Record{ID: "r2", Project: "shop", Service: "web"})
 	read("data: r2/shop/web\n")
+	hub.Step(deployer.StepEvent{Deploy: "r3", Project: "shop", Service: "web", Step: deployer.Step{Name: "pull", Container: "a\nb"}})
+	read("event: step\ndata: {\"deploy\":\"r3\",\"project\":\"shop\",\"service\":\"web\",\"step\":{\"name\":\"pull\",\"container\":\"a\\nb\"")
 	if res, _ := pageCall(t, http.MethodGet, srv.URL+"/ui/events", nil, nil); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("events without a credential: %d, want 401", res.StatusCode)
 	}

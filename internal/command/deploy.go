@@ -27,7 +27,7 @@ func Deploy(ctx context.Context, args []string, env Env, stdout, stderr io.Write
 	}
 	var mu sync.Mutex
 	var records []deployer.Record
-	w, err := wire(ctx, ctx, env, stderr, false, func(r deployer.Record) { mu.Lock(); records = append(records, r); mu.Unlock() })
+	w, err := wire(ctx, ctx, env, stderr, false, func(r deployer.Record) { mu.Lock(); records = append(records, r); mu.Unlock() }, nil)
 	if err != nil {
 		return err
 	}

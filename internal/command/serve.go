@@ -48,7 +48,7 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeploys()
 	events := statuspage.NewHub()
-	w, err := wire(ctx, deployCtx, env, stderr, true, events.Publish)
+	w, err := wire(ctx, deployCtx, env, stderr, true, events.Publish, events.Step)
 	if err != nil {
 		return err
 	}
