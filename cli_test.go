@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 	"github.com/moby/moby/client"
@@ -202,7 +204,8 @@ func TestCLI(t *testing.T) {
 	}
 
 	// status, from a running berth's API; its history holds the CLI's deploys.
-	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": dir, "API_TOKEN": testToken, "STATE_DIR": env["STATE_DIR"]})
+	const deployToken = "ci-deploy-token-0123456789"
+	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": dir, "API_TOKEN": testToken, "STATE_DIR": env["STATE_DIR"], "DEPLOY_TOKEN": deployToken})
 	r = runBerth(t, bin, with("API_TOKEN", testToken, "BERTH_URL", url), "status")
 	if r.code != 0 || !strings.Contains(r.stdout, project+"/web") || !strings.Contains(r.stdout, project+"-web-1 running") {
 		t.Errorf("berth status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -214,6 +217,29 @@ func TestCLI(t *testing.T) {
 	if len(deploys.Deploys) != 4 || deploys.Deploys[0].Outcome != "failed" || deploys.Deploys[1].Outcome != "deployed" ||
 		deploys.Deploys[2].Outcome != "deployed" || deploys.Deploys[3].Outcome != "would-deploy" || deploys.Deploys[0].Source != "cli" {
 		t.Errorf("history after the CLI deploys = %+v, want failed, deployed (terminal), deployed (piped), would-deploy from cli", deploys.Deploys)
+	}
+
+	// CI's DEPLOY_TOKEN: no status API; an image alone deploys the service running it, as a push.
+	if code := apiGet(t, url+"/api/services", deployToken, nil); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/services with DEPLOY_TOKEN: %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url+"/api/deploy", strings.NewReader(`{"image": "acme/web:`+tag+`"}`))
+	req.Header.Set("Authorization", "Bearer "+deployToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"services":["`+project+`/web"]`) {
+		t.Fatalf("POST /api/deploy with DEPLOY_TOKEN: %d %s", res.StatusCode, body)
+	}
+	deployertest.Eventually(t, "the CI deploy's record", 60*time.Second, func() bool {
+		apiGet(t, url+"/api/deploys", testToken, &deploys)
+		return len(deploys.Deploys) == 5 && deploys.Deploys[0].Source == "api"
+	})
+	if deploys.Deploys[0].Outcome != "up-to-date" {
+		t.Errorf("the CI deploy of the running image: %+v, want up-to-date", deploys.Deploys[0])
 	}
 }
 
