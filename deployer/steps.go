@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -89,7 +90,7 @@ func followPull(ctx context.Context, resp client.ImagePullResponse) error {
 		if msg.Error != nil {
 			return errors.New(msg.Error.Message)
 		}
-		if msg.ID == "" || len(msg.ID) != 12 { // layer ids are 12 hex digits; other ids name the tag
+		if !layerID(msg.ID) { // other ids name the tag or the digest
 			continue
 		}
 		l, ok := layers[msg.ID]
@@ -117,6 +118,11 @@ func followPull(ctx context.Context, resp client.ImagePullResponse) error {
 	}
 	report(sum())
 	return nil
+}
+
+// layerID says whether id is a layer's short id in the engine's pull messages: 12 hex digits.
+func layerID(id string) bool {
+	return len(id) == 12 && strings.Trim(id, "0123456789abcdef") == ""
 }
 
 // pullReport turns a pull's progress into step events of the running "pull" step.

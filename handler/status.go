@@ -23,7 +23,7 @@ type DeployHistory interface {
 
 // Ops are the dependencies of the operator endpoints and the status page (web); each endpoint is off while its own is unset.
 type Ops struct {
-	APIToken Secret         // bearer token of the status API; empty turns /api/* off
+	APIToken Secret         // bearer token of the status API and the page; empty turns them off
 	Services ServiceLister  // /api/services
 	History  DeployHistory  // /api/deploys
 	Images   ImageInspector // /api/images/inspect, behind Config.APIToken
