@@ -75,7 +75,7 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 		return err
 	}
 	log.Info("listening", append(srv.logAttrs(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir,
-		"credentials", strings.Join(cfg.EnabledCredentials(), ","), "status_api", cfg.APIToken != "", "notify", len(cfg.Notify),
+		"credentials", strings.Join(cfg.EnabledCredentials(), ","), "status_api", cfg.APIToken != "", "deploy_api", cfg.DeployToken != "" || cfg.APITokenCanDeploy, "notify", len(cfg.Notify),
 		"registry_logins", strings.Join(func() []string { c, _ := cfg.Credentials(); return c.Hosts() }(), ","))...)
 	srv.warnPlainHTTP(cfg.URLSecretCredentials(), log)
 	if early == nil {
