@@ -42,16 +42,22 @@ document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.vi
 // CSPViolations lists the page's Content-Security-Policy violations as JSON ("[]" for none).
 func (b *Browser) CSPViolations() string { return b.Eval(`JSON.stringify(window.__csp)`) }
 
-// Screenshots stores the page in both colour schemes under $BERTH_TEST_ARTIFACTS (a temporary
-// directory when unset), as name-light.png and name-dark.png.
+// Screenshots stores the page in both colour schemes, and on a phone's screen, under
+// $BERTH_TEST_ARTIFACTS (a temporary directory when unset), as name-light.png,
+// name-dark.png and name-phone.png.
 func (b *Browser) Screenshots(name string) {
 	b.t.Helper()
 	dir := os.Getenv("BERTH_TEST_ARTIFACTS")
 	if dir == "" {
 		dir = b.t.TempDir()
 	}
-	for _, theme := range []string{"light", "dark"} {
-		b.Do("Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{{"name": "prefers-color-scheme", "value": theme}}})
+	for _, theme := range []string{"light", "dark", "phone"} {
+		if theme == "phone" {
+			b.Do("Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true})
+			defer b.Do("Emulation.clearDeviceMetricsOverride", nil)
+		} else {
+			b.Do("Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{{"name": "prefers-color-scheme", "value": theme}}})
+		}
 		var shot struct{ Data string }
 		b.Decode(b.Do("Page.captureScreenshot", map[string]any{"format": "png"}), &shot)
 		png, _ := base64.StdEncoding.DecodeString(shot.Data)
@@ -171,6 +177,11 @@ func (b *Browser) Do(method string, params any) json.RawMessage {
 	}
 	select {
 	case res := <-ch:
+		if method == "Runtime.evaluate" && bytes.Contains(res, []byte("navigated or closed")) {
+			// The page was replaced while the expression ran (a form's redirect): a result
+			// like any exception, so that WaitFor asks again on the new page.
+			return json.RawMessage(`{"exceptionDetails": {"text": "the page navigated"}}`)
+		}
 		if bytes.Contains(res, []byte(`"cdpError"`)) {
 			b.t.Fatalf("%s: %s", method, res)
 		}
@@ -202,11 +213,12 @@ func (b *Browser) Eval(expr string) string {
 	return fmt.Sprint(res.Result.Value)
 }
 
-// WaitFor polls expr until it is true, at most 100 times a tenth of a second apart.
+// WaitFor polls expr until it is true, at most 300 times a tenth of a second apart (a loaded
+// machine runs Chromium slowly).
 func (b *Browser) WaitFor(expr string) {
 	b.t.Helper()
 	got := ""
-	for range 100 {
+	for range 300 {
 		if got = b.Eval(expr); got == "true" {
 			return
 		}
