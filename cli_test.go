@@ -7,12 +7,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/creack/pty"
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/deployer/deployertest"
@@ -59,6 +63,27 @@ func runBerth(t *testing.T, bin string, env map[string]string, args ...string) c
 		t.Fatal(err)
 	}
 	return cliResult{code, stdout.String(), stderr.String()}
+}
+
+// runBerthOnTerminal runs berth with a pseudo-terminal as its stdin, stdout and stderr, and
+// returns all it wrote there.
+func runBerthOnTerminal(t *testing.T, bin string, env map[string]string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Skipf("no pseudo-terminal here: %v", err)
+	}
+	defer ptmx.Close()
+	out, _ := io.ReadAll(ptmx) // ends with EIO once berth exits and closes its side
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("berth %s on a terminal: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // TestCLI runs the berth binary as a user would: help, errors, check on good and broken
@@ -148,13 +173,28 @@ func TestCLI(t *testing.T) {
 	if imageOf() != v1 {
 		t.Error("a dry run changed the service")
 	}
-	if r := runBerth(t, bin, env, "deploy", "web"); r.code != 0 || !strings.Contains(r.stdout, project+"/web: deployed") {
+	// Piped, berth deploy writes each step as a plain line when it ends: no control characters.
+	r = runBerth(t, bin, env, "deploy", "web")
+	if r.code != 0 || !strings.Contains(r.stdout, project+"/web: deployed") {
 		t.Fatalf("berth deploy web: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, project+"/web: pull acme/web:"+tag+" done in ") || !strings.Contains(r.stdout, project+"/web: start "+project+"-web-1 done in ") {
+		t.Errorf("piped berth deploy shows no steps:\n%s", r.stdout)
+	}
+	if i := strings.IndexFunc(r.stdout, func(c rune) bool { return c < ' ' && c != '\n' }); i >= 0 {
+		t.Errorf("piped berth deploy wrote control character %q: %q", r.stdout[i], r.stdout)
 	}
 	v2 := imageOf()
 	if v2 == v1 {
 		t.Error("berth deploy web left the old image running")
 	}
+	// On a terminal, the running step is rewritten in place, the pull with its layers.
+	deployertest.PushHTTPImage(t, eng, "acme/web", tag, "version 3")
+	if out := runBerthOnTerminal(t, bin, env, "deploy", "web"); !strings.Contains(out, "\r\x1b[K"+project+"/web: pull acme/web:"+tag) ||
+		!strings.Contains(out, " layers") || !strings.Contains(out, project+"/web: deployed") {
+		t.Errorf("berth deploy on a terminal showed %q", out)
+	}
+	v2 = imageOf()
 	bad := "acme/web:" + tag + "@sha256:" + strings.Repeat("0", 64)
 	if r := runBerth(t, bin, env, "deploy", project+"/web", "--image", bad); r.code == 0 || !strings.Contains(r.lastLine(), "failed") {
 		t.Errorf("berth deploy --image %s: exit %d, last line %q", bad, r.code, r.lastLine())
@@ -164,7 +204,8 @@ func TestCLI(t *testing.T) {
 	}
 
 	// status, from a running berth's API; its history holds the CLI's deploys.
-	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": dir, "API_TOKEN": testToken, "STATE_DIR": env["STATE_DIR"]})
+	const deployToken = "ci-deploy-token-0123456789"
+	url, _ := startBerth(t, map[string]string{"PROJECT_DIR": dir, "API_TOKEN": testToken, "STATE_DIR": env["STATE_DIR"], "DEPLOY_TOKEN": deployToken})
 	r = runBerth(t, bin, with("API_TOKEN", testToken, "BERTH_URL", url), "status")
 	if r.code != 0 || !strings.Contains(r.stdout, project+"/web") || !strings.Contains(r.stdout, project+"-web-1 running") {
 		t.Errorf("berth status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -173,9 +214,32 @@ func TestCLI(t *testing.T) {
 		Deploys []struct{ Outcome, Source string }
 	}
 	apiGet(t, url+"/api/deploys", testToken, &deploys)
-	if len(deploys.Deploys) != 3 || deploys.Deploys[0].Outcome != "failed" || deploys.Deploys[1].Outcome != "deployed" ||
-		deploys.Deploys[2].Outcome != "would-deploy" || deploys.Deploys[0].Source != "cli" {
-		t.Errorf("history after the CLI deploys = %+v, want failed, deployed, would-deploy from cli", deploys.Deploys)
+	if len(deploys.Deploys) != 4 || deploys.Deploys[0].Outcome != "failed" || deploys.Deploys[1].Outcome != "deployed" ||
+		deploys.Deploys[2].Outcome != "deployed" || deploys.Deploys[3].Outcome != "would-deploy" || deploys.Deploys[0].Source != "cli" {
+		t.Errorf("history after the CLI deploys = %+v, want failed, deployed (terminal), deployed (piped), would-deploy from cli", deploys.Deploys)
+	}
+
+	// CI's DEPLOY_TOKEN: no status API; an image alone deploys the service running it, as a push.
+	if code := apiGet(t, url+"/api/services", deployToken, nil); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/services with DEPLOY_TOKEN: %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url+"/api/deploy", strings.NewReader(`{"image": "acme/web:`+tag+`"}`))
+	req.Header.Set("Authorization", "Bearer "+deployToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted || !strings.Contains(string(body), `"services":["`+project+`/web"]`) {
+		t.Fatalf("POST /api/deploy with DEPLOY_TOKEN: %d %s", res.StatusCode, body)
+	}
+	deployertest.Eventually(t, "the CI deploy's record", 60*time.Second, func() bool {
+		apiGet(t, url+"/api/deploys", testToken, &deploys)
+		return len(deploys.Deploys) == 5 && deploys.Deploys[0].Source == "api"
+	})
+	if deploys.Deploys[0].Outcome != "up-to-date" {
+		t.Errorf("the CI deploy of the running image: %+v, want up-to-date", deploys.Deploys[0])
 	}
 }
 

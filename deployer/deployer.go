@@ -61,6 +61,9 @@ type Options struct {
 	// OnRecord, if set, receives the Record of every finished deploy (history, metrics and
 	// notifications hang off it). It runs on the deploy's goroutine: keep it quick.
 	OnRecord func(Record)
+	// OnStep, if set, receives each step of a running deploy as it starts and ends, and an
+	// image pull's progress (steps.go). It runs on the deploy's goroutine: keep it quick.
+	OnStep func(StepEvent)
 	// Backend is BackendAuto (""), BackendCompose or BackendSwarm: see swarm.go.
 	Backend string
 	// RegistryAuth gives the credentials forwarded to the swarm's nodes with a service update;
@@ -109,6 +112,7 @@ type Deployer struct {
 	log      *slog.Logger
 	queue    *queue
 	onRecord func(Record)
+	onStep   func(StepEvent)
 	// resources serializes creating project networks and volumes across parallel deploys.
 	resources sync.Mutex
 	self      Self
@@ -182,7 +186,7 @@ func New(ctx context.Context, eng Engine, o Options) *Deployer {
 		o.KeepImages = DefaultKeepImages
 	}
 	dir := state.New(o.StateDir)
-	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, self: o.Self,
+	d := &Deployer{eng: eng, projects: o.Projects, owners: o.Owners, version: o.ComposeVersion, log: o.Logger, onRecord: o.OnRecord, onStep: o.OnStep, self: o.Self,
 		discover: o.Discover, filter: o.Filter, environ: o.Environ, keychain: authn.NewMultiKeychain(o.RegistryAuth.Keychain(), o.Credentials.Keychain()), gate: o.Gate,
 		backend: cmp.Or(o.Backend, BackendAuto), registryAuth: o.RegistryAuth,
 		state: dir, healthTimeout: cmp.Or(o.HealthTimeout, health.DefaultTimeout), healthSettle: cmp.Or(o.HealthSettle, health.DefaultSettle),
@@ -358,6 +362,7 @@ func (d *Deployer) execute(ctx context.Context, log *slog.Logger, j job, rec *Re
 		return outcome, err
 	}
 	prog := d.newProgress(log)
+	prog.report = d.stepReporter(j)
 	defer func() { rec.Steps = prog.steps }()
 	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
 		outcome, err := d.redeploy(ctx, log, j, prog, rec)
@@ -412,7 +417,8 @@ type progress struct {
 	log     *slog.Logger
 	jn      *state.Journal
 	steps   []Step
-	touched bool // a container was started or stopped: a failure now is rolled back
+	touched bool            // a container was started or stopped: a failure now is rolled back
+	report  func(StepEvent) // OnStep's, for this deploy; nil reports nothing
 }
 
 func (d *Deployer) newProgress(log *slog.Logger) *progress { return &progress{d: d, log: log} }
@@ -426,10 +432,16 @@ func (p *progress) do(name, ctr string, fn func() error) error {
 	}
 	p.log.Debug(name, "container", ctr)
 	at := time.Now()
+	if p.report != nil {
+		p.report(StepEvent{Step: Step{Name: name, Container: ctr, At: at}})
+	}
 	err := fn()
 	st := Step{Name: name, Container: ctr, At: at, Took: time.Since(at)}
 	if err != nil {
 		st.Error = err.Error()
+	}
+	if p.report != nil {
+		p.report(StepEvent{Step: st, Done: true})
 	}
 	p.steps = append(p.steps, st)
 	if name == "start" || name == "stop" {

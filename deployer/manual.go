@@ -26,6 +26,52 @@ func (d *Deployer) DeployService(ctx context.Context, service, ref string) (Tick
 	if err != nil {
 		return Ticket{}, err
 	}
+	return d.deployOne(ctx, key, image, req)
+}
+
+// RollBackService puts service back on the newest image berth keeps from before its last
+// deploy (KEEP_IMAGES), as a deploy by hand of that image's digest under the compose file's
+// reference: the same queue, checks, health gate and record as any deploy.
+func (d *Deployer) RollBackService(ctx context.Context, service string) (Ticket, error) {
+	key, image, err := d.findService(ctx, service)
+	if err != nil {
+		return Ticket{}, err
+	}
+	previous := d.keptImage(key)
+	if previous == "" {
+		return Ticket{}, fault.Errorf(fault.NotFound, "berth keeps no image %s ran before its last deploy (it keeps KEEP_IMAGES images replaced by its own deploys)", key)
+	}
+	req, err := RequestFor(image)
+	if err != nil {
+		return Ticket{}, err
+	}
+	img, err := d.eng.ImageInspect(ctx, previous)
+	if err != nil {
+		return Ticket{}, unavailable("inspect the previous image "+shortImageID(previous), err)
+	}
+	rd := repoDigest(img.RepoDigests, image)
+	named, _ := registry.ParseRef(rd)
+	if rd == "" || named.Name != req.Repository {
+		return Ticket{}, fault.Errorf(fault.Conflict, "the previous image %s of %s has no digest in %s, so no reference names it; deploy it with `berth deploy %s --image <repository:tag@digest>`",
+			shortImageID(previous), key, req.Repository, key)
+	}
+	req.Source, req.Digest = "rollback", named.Digest
+	return d.deployOne(ctx, key, image, req)
+}
+
+// keptImage is the newest image service (project/service) ran before its last deploy, or "".
+func (d *Deployer) keptImage(service string) string {
+	d.images.Lock()
+	defer d.images.Unlock()
+	if list := d.replaced.load(d.log, service); len(list) > 0 {
+		return list[0]
+	}
+	return ""
+}
+
+// deployOne queues req for service key only, as a deploy by hand: a push of req that would not
+// redeploy key (another image, or left out by its labels) is refused.
+func (d *Deployer) deployOne(ctx context.Context, key, image string, req Request) (Ticket, error) {
 	t, jobs, err := d.match(ctx, req)
 	if err != nil {
 		return Ticket{}, err

@@ -57,7 +57,7 @@ func (d *Deployer) pullOnce(ctx context.Context, ref string) error {
 		return d.creds.Explain(ref, fmt.Errorf("pull %s: %w", ref, err))
 	}
 	defer resp.Close()
-	if err := resp.Wait(ctx); err != nil {
+	if err := followPull(ctx, resp); err != nil {
 		return d.creds.Explain(ref, fmt.Errorf("pull %s: %w", ref, err))
 	}
 	return nil

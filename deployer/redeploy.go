@@ -135,7 +135,7 @@ func (d *Deployer) loadTarget(ctx context.Context, j job) (target, error) {
 // pull) and reads the image the engine now has under it.
 func (d *Deployer) pullAndInspect(ctx context.Context, prog *progress, j job, ref string) (client.ImageInspectResult, error) {
 	if !j.dependent {
-		if err := prog.do("pull", ref, func() error { return d.pullPinned(ctx, ref, j.req.Digest) }); err != nil {
+		if err := prog.do("pull", ref, func() error { return d.pullPinned(withPullReport(ctx, prog.pullReport(ref)), ref, j.req.Digest) }); err != nil {
 			return client.ImageInspectResult{}, err
 		}
 	}

@@ -23,8 +23,9 @@ type ServiceStatus struct {
 	Deploys      bool              `json:"deploys"`       // berth redeploys it on a push (berth.enable, OPT_IN)
 	TagPolicy    string            `json:"tag_policy"`    // exact or semver (berth.tag-policy)
 	Containers   []ContainerStatus `json:"containers"`
-	FailedImages []FailedImage     `json:"failed_images"`   // images it rolled back from, which berth does not try again
-	Watch        *WatchStatus      `json:"watch,omitempty"` // watch mode's view, when it watches the service (watch.go)
+	FailedImages []FailedImage     `json:"failed_images"`            // images it rolled back from, which berth does not try again
+	Watch        *WatchStatus      `json:"watch,omitempty"`          // watch mode's view, when it watches the service (watch.go)
+	Previous     string            `json:"previous_image,omitempty"` // the image it ran before berth's last deploy, kept for RollBackService
 }
 
 // ContainerStatus is one container of a service.
@@ -65,6 +66,7 @@ func (d *Deployer) Services(ctx context.Context) ([]ServiceStatus, error) {
 			if ws, ok := d.WatchStatus(p.Name + "/" + name); ok {
 				st.Watch = &ws
 			}
+			st.Previous = d.keptImage(p.Name + "/" + name)
 			out = append(out, st)
 		}
 	}

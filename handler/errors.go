@@ -42,7 +42,14 @@ func writeError(w http.ResponseWriter, log *slog.Logger, event string, err error
 	if errors.As(err, &later) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(ceilSecond(later.retryAfter()).Seconds())))
 	}
-	writeJSON(w, status, map[string]string{"error": publicMessage(err, status)})
+	body := map[string]any{"error": publicMessage(err, status)}
+	var more interface{ answerFields() map[string]any }
+	if status < 500 && status != http.StatusUnauthorized && errors.As(err, &more) {
+		for k, v := range more.answerFields() {
+			body[k] = v
+		}
+	}
+	writeJSON(w, status, body)
 }
 
 // logLevel is error for berth's own failures and warn for the caller's. A rate-limited

@@ -111,6 +111,7 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 		failures: &failureLimiter{burst: float64(lim.AuthBurst), refill: lim.AuthRefill, max: lim.MaxTracked, buckets: map[netip.Addr]*bucket{}},
 		pending:  newPending(lim.PendingPerClient, lim.MaxPending),
 		slots:    newConcurrency(lim.MaxConcurrent, lim.QueueWait),
+		streams:  make(chan struct{}, maxStreams(lim.MaxConcurrent)),
 		log:      log,
 	}
 	var warnOnce sync.Once
@@ -189,6 +190,7 @@ type guard struct {
 	failures *failureLimiter
 	pending  *pending
 	slots    *concurrency
+	streams  chan struct{} // the event streams' places (streams.go)
 	log      *slog.Logger
 }
 

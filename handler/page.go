@@ -22,6 +22,7 @@ func newPage(tokens Secrets, ops Ops, log *slog.Logger) *web.UI {
 			}
 			return admit(r, err)
 		},
+		Stream: holdStream,
 		Status: statusFor,
 		Fail: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, log, pageRefused, err, "remote", r.RemoteAddr, "path", r.URL.Path)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/deployer"
-	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/handler/web"
 )
 
@@ -53,30 +52,57 @@ func (f *fakeOps) DeployService(_ context.Context, service, image string) (deplo
 	return deployer.Ticket{ID: "d1", Image: "registry.test/shop/web:1.4", Services: []string{"shop/web"}}, nil
 }
 
+func (f *fakeOps) RollBackService(ctx context.Context, service string) (deployer.Ticket, error) {
+	return f.DeployService(ctx, service, "previous")
+}
+
 func (f *fakeOps) asked() [][2]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([][2]string(nil), f.deploys...)
 }
 
+// Plan names the fake services whose compose image is the one asked for.
+func (f *fakeOps) Plan(_ context.Context, req deployer.Request) (deployer.Ticket, error) {
+	t := deployer.Ticket{ID: "p1", Image: req.Repository + ":" + req.Tag, Services: []string{}}
+	for _, s := range f.services {
+		if s.Image == t.Image && s.Deploys {
+			t.Services = append(t.Services, s.Project+"/"+s.Service)
+		}
+	}
+	return t, nil
+}
+
 // newPageServer serves NewServer with the status page on fake services and history.
 func newPageServer(t *testing.T) (*httptest.Server, *fakeOps, *web.Hub) {
+	t.Helper()
+	srv, ops, hub, _ := newOpsServer(t, nil)
+	return srv, ops, hub
+}
+
+// newOpsServer is newPageServer with the Ops changed by edit, and the push deployer.
+func newOpsServer(t *testing.T, edit func(*Ops)) (*httptest.Server, *fakeOps, *web.Hub, *recordingDeployer) {
 	t.Helper()
 	ops := &fakeOps{
 		services: []deployer.ServiceStatus{{Project: "shop", Service: "web", Image: "registry.test/shop/web:1.4", Deploys: true,
 			RepoDigest:   "registry.test/shop/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 			ImageLabels:  map[string]string{"org.opencontainers.image.version": "1.4.2", "org.opencontainers.image.revision": "abcdef0123456789", "org.opencontainers.image.source": "https://git.test/shop"},
 			Containers:   []deployer.ContainerStatus{{Name: "shop-web-1", State: "running", Health: "healthy"}},
-			FailedImages: []deployer.FailedImage{{ID: "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210", Reason: "unhealthy"}}}},
+			FailedImages: []deployer.FailedImage{{ID: "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210", Reason: "unhealthy"}},
+			Previous:     "sha256:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}},
 		records: []deployer.Record{{ID: "r1", Project: "shop", Service: "web", Source: "dockerhub", Repository: "registry.test/shop/web", Tag: "1.4",
 			Started: time.Unix(1795183407, 0), Duration: 1500 * time.Millisecond, Outcome: deployer.OutcomeDeployed,
 			Steps: []deployer.Step{{Name: "pull", Took: time.Second}, {Name: "start", Container: "shop-web-1"}}}},
 	}
 	hub := web.NewHub()
 	cfg := Config{Ops: Ops{APIToken: pageToken, Services: ops, History: ops, Deployer: ops, Events: hub}}
-	srv := httptest.NewServer(NewServer(cfg, &recordingDeployer{}, slog.New(slog.DiscardHandler)))
+	if edit != nil {
+		edit(&cfg.Ops)
+	}
+	push := &recordingDeployer{}
+	srv := httptest.NewServer(NewServer(cfg, push, slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
-	return srv, ops, hub
+	return srv, ops, hub, push
 }
 
 // noRedirect is a client that shows redirects instead of following them.
@@ -203,9 +229,16 @@ func TestLoginCookie(t *testing.T) {
 	}
 }
 
-// TestDeployButtonNeedsCSRF: a deploy from a session must carry the session's CSRF token and
-// come from the page's own origin; a bearer token needs neither. Refusals deploy nothing.
+// TestDeployButtonNeedsCSRF: a deploy or roll-back from a session must carry the session's
+// CSRF token and come from the page's own origin; a bearer token needs neither. Refusals
+// deploy nothing.
 func TestDeployButtonNeedsCSRF(t *testing.T) {
+	for _, button := range []string{"deploy", "rollback"} {
+		t.Run(button, func(t *testing.T) { testButtonNeedsCSRF(t, button) })
+	}
+}
+
+func testButtonNeedsCSRF(t *testing.T, button string) {
 	srv, ops, _ := newPageServer(t)
 	session := login(t, srv)
 	token := csrfOf(t, srv, session)
@@ -227,7 +260,7 @@ func TestDeployButtonNeedsCSRF(t *testing.T) {
 	accepted := 0
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, body := pageCall(t, http.MethodPost, srv.URL+"/ui/deploy", strings.NewReader(tc.body), tc.header)
+			res, body := pageCall(t, http.MethodPost, srv.URL+"/ui/"+button, strings.NewReader(tc.body), tc.header)
 			if res.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, body)
 			}
@@ -239,46 +272,6 @@ func TestDeployButtonNeedsCSRF(t *testing.T) {
 			}
 			if got := len(ops.asked()); got != accepted {
 				t.Errorf("%d deploys asked for, want %d", got, accepted)
-			}
-		})
-	}
-}
-
-// TestAPIDeploy: POST /api/deploy deploys one service with the API token, through
-// DeployService, and answers errors through the one error writer.
-func TestAPIDeploy(t *testing.T) {
-	bearer := http.Header{"Authorization": {"Bearer " + pageToken}}
-	tests := []struct {
-		name   string
-		header http.Header
-		body   string
-		err    error
-		status int
-		want   string
-		asked  [2]string
-	}{
-		{"no token", nil, `{"service":"shop/web"}`, nil, http.StatusUnauthorized, `"unauthorized"`, [2]string{}},
-		{"wrong token", http.Header{"Authorization": {"Bearer nope-nope-nope-nope"}}, `{"service":"shop/web"}`, nil, http.StatusUnauthorized, `"unauthorized"`, [2]string{}},
-		{"own image", bearer, `{"service":"shop/web"}`, nil, http.StatusAccepted, `"status":"queued"`, [2]string{"shop/web", ""}},
-		{"given image", bearer, `{"service":"web","image":"registry.test/shop/web:1.5"}`, nil, http.StatusAccepted, `"id":"d1"`, [2]string{"web", "registry.test/shop/web:1.5"}},
-		{"typo field", bearer, `{"service":"shop/web","imgae":"x:1"}`, nil, http.StatusBadRequest, `unknown field`, [2]string{}},
-		{"no service", bearer, `{"image":"registry.test/shop/web:1.5"}`, nil, http.StatusBadRequest, `"service\" is missing`, [2]string{}},
-		{"unknown service", bearer, `{"service":"shop/nope"}`, fault.Errorf(fault.NotFound, "no project berth serves has a service shop/nope"), http.StatusNotFound, `no project berth serves`, [2]string{}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			srv, ops, _ := newPageServer(t)
-			ops.err = tc.err
-			res, body := pageCall(t, http.MethodPost, srv.URL+"/api/deploy", strings.NewReader(tc.body), tc.header)
-			if res.StatusCode != tc.status || !strings.Contains(body, tc.want) {
-				t.Fatalf("status %d, want %d with %q: %s", res.StatusCode, tc.status, tc.want, body)
-			}
-			var want [][2]string
-			if tc.asked != ([2]string{}) {
-				want = [][2]string{tc.asked}
-			}
-			if got := ops.asked(); len(got) != len(want) || len(got) == 1 && got[0] != want[0] {
-				t.Errorf("deploys asked for %v, want %v", got, want)
 			}
 		})
 	}
@@ -318,6 +311,8 @@ func TestEventsNameFinishedDeploys(t *testing.T) {
 	read("data: r1/shop/web\n")
 	hub.Publish(deployer.Record{ID: "r2", Project: "shop", Service: "web"})
 	read("data: r2/shop/web\n")
+	hub.Step(deployer.StepEvent{Deploy: "r3", Project: "shop", Service: "web", Step: deployer.Step{Name: "pull", Container: "a\nb"}})
+	read("event: step\ndata: {\"deploy\":\"r3\",\"project\":\"shop\",\"service\":\"web\",\"step\":{\"name\":\"pull\",\"container\":\"a\\nb\"")
 	if res, _ := pageCall(t, http.MethodGet, srv.URL+"/ui/events", nil, nil); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("events without a credential: %d, want 401", res.StatusCode)
 	}

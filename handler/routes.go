@@ -26,10 +26,14 @@ func addRoutes(mux *http.ServeMux, cfg Config, d Deployer, log *slog.Logger) {
 		if ops.History != nil {
 			mux.Handle("GET /api/deploys", requireToken(token, log, handleDeploys(ops.History, log)))
 		}
-		if ops.Deployer != nil {
-			mux.Handle("POST /api/deploy", requireToken(token, log, handleDeployNow(ops.Deployer, log)))
-		}
 		newPage(token, ops, log).Register(mux)
+	}
+	if ops := cfg.Ops; ops.Deployer != nil && (len(ops.DeployToken) > 0 || ops.APIToken != "") {
+		access := deployAccess{deployTokens: ops.DeployToken, scope: ops.DeployServices, apiCanDeploy: ops.APITokenCanDeploy}
+		if ops.APIToken != "" {
+			access.apiToken = Secrets{ops.APIToken}
+		}
+		mux.Handle("POST /api/deploy", handleDeployNow(access, ops.Deployer, d, ops.Services, log))
 	}
 	if cfg.Ops.Metrics != nil && cfg.Ops.ServeMetrics {
 		mux.Handle("GET /metrics", cfg.Ops.Metrics.Handler())

@@ -23,13 +23,18 @@ type DeployHistory interface {
 
 // Ops are the dependencies of the operator endpoints and the status page (web); each endpoint is off while its own is unset.
 type Ops struct {
-	APIToken Secret         // bearer token of the status API; empty turns /api/* off
+	APIToken Secret         // bearer token of the status API and the page; empty turns them off
 	Services ServiceLister  // /api/services
 	History  DeployHistory  // /api/deploys
 	Images   ImageInspector // /api/images/inspect, behind Config.APIToken
 	// Deployer deploys a service now: POST /api/deploy and the status page's buttons.
 	Deployer ServiceDeployer
 	Approver Approver // POST /api/approve: watch mode's held updates
+	// DeployToken may only POST /api/deploy, and only the DeployServices (project/service or
+	// project/*; empty: all). The API token may too when APITokenCanDeploy.
+	DeployToken       Secrets
+	DeployServices    []string
+	APITokenCanDeploy bool
 	// Events, when set, streams finished deploys to the status page (web.Hub.Publish is the
 	// deployer's OnRecord's to call).
 	Events  *web.Hub

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,6 +130,20 @@ type deployAnswer struct {
 // as `berth deploy`. It answers 202 with the ticket; the script shows it and the timeline
 // gains the record when the deploy ends.
 func (u *UI) handleDeploy() http.Handler {
+	return u.handleButton("deploy", func(ctx context.Context, service string) (deployer.Ticket, error) {
+		return u.deps.Deployer.DeployService(ctx, service, "")
+	})
+}
+
+// handleRollback is the "roll back" button: the service goes back to the image it ran before
+// berth's last deploy, through the same queue, health gate and record.
+func (u *UI) handleRollback() http.Handler {
+	return u.handleButton("rollback", u.deps.Deployer.RollBackService)
+}
+
+// handleButton checks a button's form (session or token, same origin, CSRF token) and runs
+// act on the service it names.
+func (u *UI) handleButton(verb string, act func(ctx context.Context, service string) (deployer.Ticket, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := u.required(r)
 		if err == nil {
@@ -140,13 +155,13 @@ func (u *UI) handleDeploy() http.Handler {
 		}
 		var t deployer.Ticket
 		if err == nil {
-			t, err = u.deps.Deployer.DeployService(r.Context(), service, "")
+			t, err = act(r.Context(), service)
 		}
 		if err != nil {
 			u.deps.Fail(w, r, err)
 			return
 		}
-		u.deps.Log.Info("deploy requested from the status page", "service", service, "deploy", t.ID, "image", t.Image, "remote", r.RemoteAddr)
+		u.deps.Log.Info(verb+" requested from the status page", "service", service, "deploy", t.ID, "image", t.Image, "remote", r.RemoteAddr)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(deployAnswer{Status: "queued", Ticket: t})

@@ -38,16 +38,21 @@ type DeployHistory interface {
 	Records(n int) []deployer.Record
 }
 
-// ServiceDeployer redeploys one service now, as `berth deploy` does.
+// ServiceDeployer redeploys one service now, as `berth deploy` does, or rolls it back to the
+// image it ran before berth's last deploy.
 type ServiceDeployer interface {
 	DeployService(ctx context.Context, service, ref string) (deployer.Ticket, error)
+	RollBackService(ctx context.Context, service string) (deployer.Ticket, error)
 }
 
 // Deps are what the page needs from berth. Token, Admit, Status and Fail come from handler,
 // so the page checks the same API token, under the same abuse limits, with the same errors.
 type Deps struct {
-	Token    func(presented string) bool // whether presented is the API token (constant time)
-	Admit    func(r *http.Request, authenticated bool) error
+	Token func(presented string) bool // whether presented is the API token (constant time)
+	Admit func(r *http.Request, authenticated bool) error
+	// Stream trades an admitted event stream's request slot for a stream place, so open
+	// pages never hold up webhooks; nil holds nothing.
+	Stream   func(r *http.Request) (release func(), err error)
 	Status   func(err error) int                                     // the HTTP status of err
 	Fail     func(w http.ResponseWriter, r *http.Request, err error) // handler's one error answer
 	Services ServiceLister
@@ -82,7 +87,7 @@ func New(deps Deps) *UI {
 }
 
 // Register adds the page's routes: the page at /ui/ (/ redirects there), its assets, login,
-// logout, the deploy button and the event stream.
+// logout, the deploy and roll-back buttons and the event stream.
 func (u *UI) Register(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusSeeOther))
 	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusSeeOther))
@@ -92,6 +97,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	mux.Handle("POST /ui/logout", u.secure(u.handleLogout()))
 	if u.deps.Deployer != nil {
 		mux.Handle("POST /ui/deploy", u.secure(u.handleDeploy()))
+		mux.Handle("POST /ui/rollback", u.secure(u.handleRollback()))
 	}
 	if u.deps.Events != nil {
 		mux.Handle("GET /ui/events", u.secure(u.handleEvents()))

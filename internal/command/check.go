@@ -24,7 +24,7 @@ func Check(ctx context.Context, args []string, env Env, stdout, stderr io.Writer
 			"and say which services a push would redeploy. Nothing is pulled, created or changed."); err != nil {
 		return noHelp(err)
 	}
-	w, err := wire(ctx, ctx, env, stderr, false, nil)
+	w, err := wire(ctx, ctx, env, stderr, false, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,8 @@ import (
 )
 
 // Deploy is `berth deploy SERVICE [--image REF]`: the deploy a push would make, by hand,
-// through the same deployer; it waits for the outcome and fails unless the service deployed.
+// through the same deployer; it shows each step as it happens (stepPrinter), waits for the
+// outcome and fails unless the service deployed.
 func Deploy(ctx context.Context, args []string, env Env, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
 	image := fs.String("image", "", "image to deploy, repository:tag[@digest] (default: the image the compose file names)")
@@ -27,7 +28,8 @@ func Deploy(ctx context.Context, args []string, env Env, stdout, stderr io.Write
 	}
 	var mu sync.Mutex
 	var records []deployer.Record
-	w, err := wire(ctx, ctx, env, stderr, false, func(r deployer.Record) { mu.Lock(); records = append(records, r); mu.Unlock() })
+	steps := newStepPrinter(stdout)
+	w, err := wire(ctx, ctx, env, stderr, false, func(r deployer.Record) { mu.Lock(); records = append(records, r); mu.Unlock() }, steps.step)
 	if err != nil {
 		return err
 	}
@@ -41,7 +43,9 @@ func Deploy(ctx context.Context, args []string, env Env, stdout, stderr io.Write
 		return err
 	}
 	fmt.Fprintf(stdout, "deploy %s: %s with %s\n", t.ID, strings.Join(t.Services, ", "), t.Image)
-	if err := w.deployer.Wait(ctx); err != nil {
+	err = w.deployer.Wait(ctx)
+	steps.end()
+	if err != nil {
 		return fmt.Errorf("interrupted while deploy %s runs: %w", t.ID, err)
 	}
 	mu.Lock()

@@ -48,7 +48,7 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	deployCtx, cancelDeploys := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeploys()
 	events := statuspage.NewHub()
-	w, err := wire(ctx, deployCtx, env, stderr, true, events.Publish)
+	w, err := wire(ctx, deployCtx, env, stderr, true, events.Publish, events.Step)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,8 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	}
 	webhooks := cfg.Webhooks
 	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == "",
-		Deployer: d, Events: events, Approver: d}
+		Deployer: d, Events: events, Approver: d, DeployToken: handler.ParseSecrets(string(cfg.DeployToken)), DeployServices: cfg.DeployServices,
+		APITokenCanDeploy: cfg.APITokenCanDeploy}
 	webhooks.Limits = cfg.Exposure.Limits()
 	srv, err := serveOn(early, cfg, handler.NewServer(webhooks, d, log), log)
 	if err != nil {
@@ -78,7 +79,7 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 		return err
 	}
 	log.Info("listening", append(srv.logAttrs(), "owner", strings.Join(cfg.Owner, ","), "project_dir", cfg.ProjectDir,
-		"credentials", strings.Join(cfg.EnabledCredentials(), ","), "status_api", cfg.APIToken != "", "notify", len(cfg.Notify),
+		"credentials", strings.Join(cfg.EnabledCredentials(), ","), "status_api", cfg.APIToken != "", "deploy_api", cfg.DeployToken != "" || cfg.APITokenCanDeploy, "notify", len(cfg.Notify),
 		"registry_logins", strings.Join(func() []string { c, _ := cfg.Credentials(); return c.Hosts() }(), ","))...)
 	srv.warnPlainHTTP(cfg.URLSecretCredentials(), log)
 	if early == nil {

@@ -70,9 +70,10 @@ func swarmAuth(cfg config.Config, creds registry.Credentials) (registry.Credenti
 }
 
 // wire reads the configuration and builds the deployer the way every command uses it; the
-// deployer's OnRecord keeps history, counts metrics and queues notifications, then calls more.
+// deployer's OnRecord keeps history, counts metrics and queues notifications, then calls more;
+// onStep, if set, sees each step of a running deploy (the page's and berth deploy's progress).
 // Only serving (berth serve) keeps accepted pushes in STATE_DIR: one process owns that log.
-func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, serving bool, more func(deployer.Record)) (*wiring, error) {
+func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, serving bool, more func(deployer.Record), onStep func(deployer.StepEvent)) (*wiring, error) {
 	cfg, err := config.Load(env.Getenv)
 	if err != nil {
 		return nil, err
@@ -140,6 +141,7 @@ func wire(ctx, deployCtx context.Context, env Env, stderr io.Writer, serving boo
 		OptIn:           cfg.OptIn,
 		Credentials:     creds,
 		OnRecord:        w.recorder(more),
+		OnStep:          onStep,
 	})
 	w.deployer = d
 	if self.Project != "" {

@@ -71,9 +71,14 @@ type Config struct {
 	DistributionHost string `envconfig:"DISTRIBUTION_HOST"`
 	// GHCRHost is the registry host GitHub deliveries may deploy from (GitHub Enterprise's own).
 	GHCRHost string `envconfig:"GHCR_HOST" default:"ghcr.io"`
+	// DeployServices limits DEPLOY_TOKEN to these project/service (or project/*) entries.
+	DeployServices []string `envconfig:"DEPLOY_SERVICES"`
+	// APITokenCanDeploy lets API_TOKEN call POST /api/deploy too (the page's buttons always may).
+	APITokenCanDeploy bool `envconfig:"API_TOKEN_CAN_DEPLOY"`
 
 	// Secrets with a _FILE variant (see secretVar); not envconfig's.
 	APIToken        handler.Secret  `ignored:"true"`
+	DeployToken     handler.Secret  `ignored:"true"` // DEPLOY_TOKEN: POST /api/deploy only (deploytoken.go)
 	PullCredentials handler.Secret  `ignored:"true"`
 	Notify          []notify.Target `ignored:"true"`
 
@@ -115,7 +120,7 @@ func ownVars() []string {
 		"PARALLEL", "SHUTDOWN_TIMEOUT", "BACKEND", "SWARM_TIMEOUT", "REGISTRY_AUTH_CONFIG", "STATE_DIR", "HEALTH_TIMEOUT", "HEALTH_SETTLE", "KEEP_IMAGES", "RETRY_FOR", "PULL_TIMEOUT", "REGISTRY_TIMEOUT", "BERTH_TEST_CRASH_AFTER",
 		"API_TOKEN", "GATE_IMAGE", "GATE_COMMAND", "GATE_URL", "GATE_TIMEOUT", "GATE_NETWORK",
 		"HISTORY_LIMIT", "METRICS_ADDR", "NOTIFY_TIMEOUT", "DRY_RUN", "OPT_IN",
-		"API_TOKEN_FILE", "PULL_CREDENTIALS", "PULL_CREDENTIALS_FILE", "NOTIFY_URLS", "NOTIFY_URLS_FILE"}
+		"API_TOKEN_FILE", "DEPLOY_TOKEN", "DEPLOY_TOKEN_FILE", "DEPLOY_SERVICES", "API_TOKEN_CAN_DEPLOY", "PULL_CREDENTIALS", "PULL_CREDENTIALS_FILE", "NOTIFY_URLS", "NOTIFY_URLS_FILE"}
 	vars = append(vars, exposureVars()...)
 	vars = append(vars, watchVars()...)
 	for _, v := range credentialVars() {
@@ -197,6 +202,9 @@ func (c *Config) loadOps(getenv func(string) string) error {
 	}
 	// The image inspection API shares the status API's token.
 	c.Webhooks.APIToken = handler.ParseSecrets(string(c.APIToken))
+	if err := c.loadDeployToken(getenv); err != nil {
+		return err
+	}
 	auth, err := ReadSecret(getenv, "PULL_CREDENTIALS")
 	if err != nil {
 		return err

@@ -1,5 +1,6 @@
-// berth's status page: the deploy buttons post without leaving the page, and the page
-// refreshes its services and timeline when the event stream names a deploy it has not shown.
+// berth's status page: the deploy and roll-back buttons post without leaving the page, a
+// running deploy's steps appear as they happen, and the page refreshes its services and
+// timeline when the event stream names a finished deploy it has not shown.
 "use strict";
 
 (function () {
@@ -16,10 +17,11 @@
     try {
       const res = await fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin" });
       const body = await res.json().catch(() => ({}));
+      const what = form.classList.contains("rollback") ? "Roll-back " : "Deploy ";
       if (res.status === 202) {
-        say("Deploy " + body.id + " queued: " + (body.services || []).join(", ") + " with " + body.image, false);
+        say(what + body.id + " queued: " + (body.services || []).join(", ") + " with " + body.image, false);
       } else {
-        say("Deploy refused (" + res.status + "): " + (body.error || res.statusText), true);
+        say(what + "refused (" + res.status + "): " + (body.error || res.statusText), true);
       }
     } catch (e) {
       say("Deploy failed: " + e, true);
@@ -55,12 +57,71 @@
     bind();
   }
 
+  // running maps "deploy/project/service" to its entry under "Running now".
+  const running = new Map();
+
+  function mb(n) { return (n / 1e6).toFixed(1) + " MB"; }
+
+  // stepText says what a step did, or how far it is while it runs.
+  function stepText(e) {
+    let text = e.step.name + (e.step.container ? " " + e.step.container : "");
+    if (e.pull) {
+      text += ": " + e.pull.layers_done + "/" + e.pull.layers + " layers";
+      if (e.pull.bytes_total > 0) text += ", " + mb(e.pull.bytes) + " of " + mb(e.pull.bytes_total);
+    } else if (e.done) {
+      text += " " + (e.step.took_ns / 1e6).toFixed(0) + " ms" + (e.step.error ? ": " + e.step.error : "");
+    } else {
+      text += " …";
+    }
+    return text;
+  }
+
+  // showStep adds or updates a running deploy's step; every text goes in as text, never HTML.
+  function showStep(e) {
+    const section = document.getElementById("live");
+    const key = e.deploy + "/" + e.project + "/" + e.service;
+    let entry = running.get(key);
+    if (!entry) {
+      const li = document.createElement("li");
+      const title = document.createElement("strong");
+      title.textContent = e.project + "/" + e.service + " (deploy " + e.deploy + ")";
+      const steps = document.createElement("ol");
+      steps.className = "steps";
+      li.append(title, steps);
+      section.querySelector("ol").append(li);
+      entry = { li: li, steps: steps, last: null };
+      running.set(key, entry);
+    }
+    let item = entry.last;
+    if (!item || item.dataset.done === "1" || item.dataset.name !== e.step.name) {
+      item = document.createElement("li");
+      item.dataset.name = e.step.name;
+      entry.steps.append(item);
+      entry.last = item;
+    }
+    item.textContent = stepText(e);
+    item.className = e.done ? (e.step.error ? "bad" : "") : "pending";
+    if (e.done) item.dataset.done = "1";
+    section.hidden = false;
+  }
+
+  function finished(key) {
+    const entry = running.get(key);
+    if (entry) { entry.li.remove(); running.delete(key); }
+    const section = document.getElementById("live");
+    if (section && running.size === 0) section.hidden = true;
+  }
+
   bind();
   const live = document.body.dataset.live;
   if (live && window.EventSource) {
     const events = new EventSource(live);
     events.addEventListener("record", function (ev) {
+      finished(ev.data);
       if (ev.data !== document.body.dataset.newest) refresh();
+    });
+    events.addEventListener("step", function (ev) {
+      try { showStep(JSON.parse(ev.data)); } catch (e) { /* a malformed event changes nothing */ }
     });
   }
 })();
