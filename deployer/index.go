@@ -251,6 +251,23 @@ func (d *Deployer) indexRoutes(projects []indexedProject) map[string][]route {
 	return routes
 }
 
+// indexedProjects is the projects berth serves that load, from an index checked now (a stat
+// per file; a project is loaded again only when its files changed), in match order. Callers
+// must not modify them.
+func (d *Deployer) indexedProjects(ctx context.Context) ([]served, error) {
+	snap, err := d.checkedIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []served
+	for _, ip := range snap.projects {
+		if ip.err == nil && d.filter.allows(ip.project.Name) {
+			out = append(out, served{spec: ip.spec, project: ip.project})
+		}
+	}
+	return out, nil
+}
+
 // projectFor is spec's project for a deploy: the index's copy while its files are unchanged,
 // else loaded anew.
 func (d *Deployer) projectFor(ctx context.Context, spec compose.Spec) (*types.Project, error) {

@@ -172,7 +172,7 @@ func (w *Watcher) logBadLabel(key string, err error) {
 
 // watchTargets lists the compose services berth serves and watches, by project/service.
 func (d *Deployer) watchTargets(ctx context.Context, defaults watch.Defaults, bad func(string, error)) (map[string]watchTarget, error) {
-	projects, err := d.servedProjects(ctx, compose.Load, skipUnloadable)
+	projects, err := d.indexedProjects(ctx) // no project load unless its files changed
 	if err != nil {
 		return nil, err
 	}
