@@ -18,7 +18,8 @@ import (
 )
 
 // Start starts Chromium with one tab that records the page's requests and its CSP violations
-// (CSPViolations), or skips the test when Chromium is not installed.
+// (CSPViolations), or skips the test when Chromium is not installed (fails it instead when
+// BERTH_REQUIRE_BROWSER=1, as CI sets).
 func Start(t testing.TB) *Browser {
 	t.Helper()
 	bin := ""
@@ -28,7 +29,10 @@ func Start(t testing.TB) *Browser {
 			break
 		}
 	}
-	if bin == "" {
+	switch {
+	case bin == "" && os.Getenv("BERTH_REQUIRE_BROWSER") == "1":
+		t.Fatal("chromium is not installed, and BERTH_REQUIRE_BROWSER=1 (CI) says the page tests must run")
+	case bin == "":
 		t.Skip("chromium is not installed (apt-get install -y chromium); the browser test is skipped")
 	}
 	b := start(t, bin)
