@@ -18,6 +18,7 @@ import (
 // TestMisconfigurationStopsAtStart runs `berth serve` with each misconfiguration a first run
 // meets: it exits non-zero, before listening, with one line naming the fix.
 func TestMisconfigurationStopsAtStart(t *testing.T) {
+	deployertest.Engine(t) // with no engine at all berth listens and waits for one (TestEngineUnreachableThenBack)
 	bin := buildBerth(t)
 	broken := deployertest.WriteProject(t, "startupbroken", "services: [not, a, map\n")
 	missingVar := deployertest.WriteProject(t, "startupvar", "services:\n  web:\n    image: acme/web:${TAG:?set TAG in .env}\n")
