@@ -253,7 +253,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	h.logf("rejected webhooks in-process (handler only): %.0f req/s", rep.inProcess)
 
 	if !opts.skipImage {
-		buildCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+		buildCtx, cancel := context.WithTimeout(ctx, 10*time.Minute) // a loaded machine needs minutes
 		size, err := h.imageSize(buildCtx)
 		cancel()
 		if err != nil {
