@@ -116,9 +116,9 @@ func (p *progress) doBesideJournal(name, ctr string, fn func() error) error {
 	written := make(chan error, 1)
 	go func() { written <- jn.Write(name) }()
 	p.jn = nil // do must not write it too
-	err := p.do(name, ctr, fn)
+	err := p.do(name, ctr, func() error { return errors.Join(fn(), <-written) })
 	p.jn = jn
-	return errors.Join(err, <-written)
+	return err
 }
 
 // retire removes sw's old container once the deploy is committed; start-first stops it first
