@@ -10,9 +10,9 @@ import (
 )
 
 // Journal is the on-disk record of one service deploy in flight: berth writes it, atomically,
-// before every engine action, so that after a crash (or a daemon restart) a repair can tell
-// which containers are whose and finish or undo the deploy. Without a state directory it lives
-// in memory only and a crash is repaired by hand.
+// whenever what a repair needs changes (see Write), so that after a crash (or a daemon
+// restart) a repair can tell which containers are whose and finish or undo the deploy. Without
+// a state directory it lives in memory only and a crash is repaired by hand.
 type Journal struct {
 	path    string // "" = not persisted
 	written []byte // the last content put on disk, Step left out
