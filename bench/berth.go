@@ -100,8 +100,11 @@ func (p *berthProc) stop() {
 }
 
 // status reads a VmRSS/VmHWM-style field of berth's /proc status, in KiB.
-func (p *berthProc) status(field string) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+func (p *berthProc) status(field string) int { return procStatus(p.cmd.Process.Pid, field) }
+
+// procStatus reads a VmRSS/VmHWM-style field of process pid's /proc status, in KiB.
+func procStatus(pid int, field string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}

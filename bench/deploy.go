@@ -22,6 +22,7 @@ type method struct {
 	name       string
 	berth      bool
 	startFirst bool
+	watchtower bool   // the Watchtower fork, triggered through its HTTP API
 	compose    string // compose CLI binary, for the CLI methods
 }
 
@@ -40,8 +41,10 @@ type sample struct {
 	gap      time.Duration // longest time between two successful probes
 	failures int
 	requests int
-	trigger  time.Duration // the CLI's own run time, or the webhook's answer time
+	trigger  time.Duration // the CLI's own run time, the webhook's answer time, or Watchtower's API call
 	errors   map[string]int
+	drift    bool // afterwards `compose up -d --dry-run web` would recreate the service
+	volKept  bool // the new container mounts the old one's anonymous volume
 }
 
 func randHex(n int) string {
@@ -73,6 +76,8 @@ services:
   web:
     image: acme/web:%s
     init: true
+    volumes: ["/cache"] # an anonymous volume: a faithful recreate keeps it
+    labels: {com.centurylinklabs.watchtower.enable: "true", com.centurylinklabs.watchtower.scope: %s}
 %s  probe:
     image: %s
     pull_policy: never
@@ -83,7 +88,7 @@ services:
       net.ipv4.neigh.eth0.ucast_solicit: "0"
       net.ipv4.neigh.eth0.base_reachable_time_ms: "100"
       net.ipv4.neigh.eth0.retrans_time_ms: "10"
-`, name, p.tag, update, h.proberImage)
+`, name, p.tag, watchtowerScope, update, h.proberImage)
 	}
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return nil, err
@@ -182,6 +187,7 @@ func (p *project) deployOnce(ctx context.Context, h *harness, m method, round in
 	if _, err := p.probe(http.MethodPost, "/start?max=5m"); err != nil {
 		return s, err
 	}
+	volBefore := p.anonVolume(ctx, h)
 	time.Sleep(300 * time.Millisecond) // a baseline of answers before the trigger
 
 	doneBefore, failedBefore := 0, 0
@@ -214,6 +220,12 @@ func (p *project) deployOnce(ctx context.Context, h *harness, m method, round in
 				}
 			}
 			finished <- fmt.Errorf("berth did not finish the deploy in 5 min")
+		}()
+	} else if m.watchtower {
+		go func() {
+			err := h.watchtower.update(ctx)
+			s.trigger = time.Since(t0)
+			finished <- err
 		}()
 	} else {
 		go func() {
@@ -252,5 +264,25 @@ func (p *project) deployOnce(ctx context.Context, h *harness, m method, round in
 	s.latency = time.Unix(0, seen).Sub(t0)
 	s.gap = time.Duration(r.LongestGapNS)
 	s.failures, s.requests, s.errors = r.Failures, r.Requests, r.Errors
+	s.volKept = volBefore != "" && p.anonVolume(ctx, h) == volBefore
+	out, err := p.compose(ctx, h.composeBins[0], "up", "-d", "--dry-run", "web")
+	if err != nil {
+		return s, fmt.Errorf("compose up -d --dry-run: %w\n%s", err, out)
+	}
+	s.drift = bytes.Contains(out, []byte("Recreate"))
 	return s, nil
+}
+
+// anonVolume is the name of the volume the web container mounts at /cache, or "".
+func (p *project) anonVolume(ctx context.Context, h *harness) string {
+	res, err := h.eng.ContainerInspect(ctx, p.name+"-web-1", client.ContainerInspectOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, m := range res.Container.Mounts {
+		if m.Destination == "/cache" {
+			return m.Name
+		}
+	}
+	return ""
 }

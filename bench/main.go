@@ -55,6 +55,8 @@ type options struct {
 	skipDeploys     bool
 	skipImage       bool
 	keep            bool
+	watchtower      string
+	watchtowerSrc   string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -78,6 +80,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.acceptedProfile, "accepted-cpuprofile", "", "write a CPU profile of the in-process 202 run to this file")
 	fs.BoolVar(&o.skipDeploys, "skip-deploys", false, "skip the deploy and downtime measurements")
 	fs.BoolVar(&o.skipImage, "skip-image", false, "skip building berth's image for its size")
+	fs.StringVar(&o.watchtower, "watchtower", "auto", "the Watchtower fork ("+watchtowerVersion+") as a contender: auto (the cached build, else built from -watchtower-src, else go install), off, or the path of its binary")
+	fs.StringVar(&o.watchtowerSrc, "watchtower-src", filepath.Join(home, ".cache", "berth-bench", "watchtower-"+watchtowerVersion+"-src"), "source tree of the Watchtower fork at "+watchtowerVersion+" (its binary is cached beside it)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (berth logs, compose projects' files)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -102,6 +106,7 @@ type harness struct {
 	composeBins []string
 	composeVers []string
 	berth       *berthProc
+	watchtower  *watchtowerProc
 	hubPayload  string
 	cleanups    []func()
 	log         io.Writer
@@ -190,6 +195,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if rep.startFirst {
 		methods = append(methods, method{name: "berth start-first", berth: true, startFirst: true})
 	}
+	if !opts.skipDeploys {
+		if err := h.startWatchtower(ctx, rep); err != nil {
+			return err
+		}
+		if h.watchtower != nil {
+			defer h.watchtower.stop()
+			methods = append(methods, method{name: "watchtower " + watchtowerVersion, watchtower: true})
+		}
+	}
 	for i, bin := range h.composeBins {
 		methods = append(methods, method{name: "compose " + h.composeVers[i], compose: bin})
 	}
@@ -239,7 +253,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	h.logf("rejected webhooks in-process (handler only): %.0f req/s", rep.inProcess)
 
 	if !opts.skipImage {
-		buildCtx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+		buildCtx, cancel := context.WithTimeout(ctx, 10*time.Minute) // a loaded machine needs minutes
 		size, err := h.imageSize(buildCtx)
 		cancel()
 		if err != nil {
@@ -255,6 +269,26 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if opts.out != "" {
 		return writeReport(filepath.Join(h.root, opts.out), text)
 	}
+	return nil
+}
+
+// startWatchtower starts the Watchtower fork when it is available and reads its idle RSS;
+// when it is not, rep says why.
+func (h *harness) startWatchtower(ctx context.Context, rep *report) error {
+	bin, why := watchtowerBinary(ctx, h.opts)
+	if bin == "" {
+		rep.watchtowerWhy = why
+		h.logf("watchtower %s", why)
+		return nil
+	}
+	w, err := startWatchtower(ctx, bin, h.work)
+	if err != nil {
+		return err
+	}
+	h.watchtower = w
+	time.Sleep(2 * time.Second) // as for berth: idle, after start
+	rep.watchtowerRSS, rep.watchtowerAnon = w.rss()
+	h.logf("watchtower idle RSS: %d KiB (%d KiB anonymous)", rep.watchtowerRSS, rep.watchtowerAnon)
 	return nil
 }
 

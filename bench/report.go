@@ -35,6 +35,9 @@ type report struct {
 	imageSize                 int64
 	imageErr                  string
 	floor                     map[string][]time.Duration
+	watchtowerWhy             string // why the Watchtower fork was not measured
+	watchtowerRSS             int
+	watchtowerAnon            int
 }
 
 func (r *report) add(size, m string, s sample) {
@@ -101,7 +104,7 @@ func (r *report) markdown() string {
 	if len(r.sizes) > 0 {
 		w("### Push in the registry → first answer from the new version, and downtime")
 		w("")
-		w("Each round pushes a new version (the engine's copy of its layers is deleted, so every new layer is pulled), then either posts the webhook to berth or runs `compose pull -q web && compose up -d web`; a prober container on the project network requests the service every millisecond. Methods alternate, in a rotating order, within each of %d rounds. Small image: busybox httpd, about 2 MB; large: plus %d layers of %d MiB of random data.", r.opts.rounds, r.opts.largeLayers, r.opts.largeLayerMB)
+		w("Each round pushes a new version (the engine's copy of its layers is deleted, so every new layer is pulled), then either posts the webhook to berth, triggers the Watchtower fork through its HTTP API (`--http-api-update`, bearer token, `--label-enable --scope`, in a network namespace of its own so its registry check to the internet fails at once; it pulls through the engine) or runs `compose pull -q web && compose up -d web`; a prober container on the project network requests the service every millisecond. Methods alternate, in a rotating order, within each of %d rounds. Small image: busybox httpd, about 2 MB; large: plus %d layers of %d MiB of random data.", r.opts.rounds, r.opts.largeLayers, r.opts.largeLayerMB)
 		w("")
 		w("| image | method | push → new version answers | ratio to compose %s | ratio to compose %s | longest gap | failed probes | trigger (CLI run or 202) |", r.composeVers[0], r.composeVers[len(r.composeVers)-1])
 		w("|---|---|---|---|---|---|---|---|")
@@ -123,8 +126,12 @@ func (r *report) markdown() string {
 			if !r.startFirst {
 				w("| %s | berth start-first | pending: not on main yet | | | | | |", size)
 			}
+			if r.watchtowerWhy != "" {
+				w("| %s | watchtower %s | %s | | | | | |", size, watchtowerVersion, r.watchtowerWhy)
+			}
 		}
 		w("")
+		r.afterTable(w)
 		w("Downtime ratios (longest gap, berth ÷ compose, medians):")
 		w("")
 		for _, size := range r.sizes {
@@ -141,13 +148,14 @@ func (r *report) markdown() string {
 			}
 		}
 		w("")
+		r.watchtowerRatios(w)
 	}
 	if len(r.floor) > 0 {
 		w("### The engine's own cost (raw Engine API calls, small image, same network)")
 		w("")
 		w("| call | median (min–max) ms |")
 		w("|---|---|")
-		for _, k := range []string{"ContainerCreate", "ContainerStart", "ContainerStop", "ContainerRemove"} {
+		for _, k := range []string{"ImagePull", "ContainerCreate", "ContainerStart", "ContainerStop", "ContainerRemove"} {
 			var v []float64
 			for _, d := range r.floor[k] {
 				v = append(v, ms(d))
@@ -156,6 +164,7 @@ func (r *report) markdown() string {
 			w("| %s | %.1f (%.1f–%.1f) |", k, st.med, st.lo, st.hi)
 		}
 		w("")
+		r.floorLine(w)
 	}
 	w("### Webhook handling (loopback, berth as a subprocess logging at info to a file)")
 	w("")
@@ -186,6 +195,10 @@ func (r *report) markdown() string {
 		w("| peak RSS over the deploys (VmHWM) | %.1f MiB | |", float64(r.deployHWM)/1024)
 	}
 	w("| peak RSS after the webhook load (VmHWM) | %.1f MiB | |", float64(r.loadHWM)/1024)
+	if r.watchtowerRSS > 0 {
+		w("| idle RSS of the Watchtower fork %s (VmRSS, 2 s after its API listens) | %.1f MiB, of which %.1f MiB anonymous | berth ≤ this |",
+			watchtowerVersion, float64(r.watchtowerRSS)/1024, float64(r.watchtowerAnon)/1024)
+	}
 	switch {
 	case r.imageErr != "":
 		w("| image size | not measured: %s | ≤ 15 MB |", r.imageErr)
@@ -223,10 +236,14 @@ func engineFloor(ctx context.Context, h *harness, p *project) (map[string][]time
 	useInit := true
 	for i := range h.opts.rounds {
 		name := fmt.Sprintf("%s-floor-%d", p.name, i)
+		image, err := floorPull(ctx, h, p, out)
+		if err != nil {
+			return nil, err
+		}
 		t := time.Now()
 		res, err := h.eng.ContainerCreate(ctx, client.ContainerCreateOptions{
 			Name:       name,
-			Config:     &container.Config{Image: "acme/web:" + p.tag},
+			Config:     &container.Config{Image: image},
 			HostConfig: &container.HostConfig{Init: &useInit, NetworkMode: container.NetworkMode(p.name + "_default")},
 		})
 		if err != nil {

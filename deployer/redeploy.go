@@ -43,6 +43,7 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if err := d.resolveServiceReferences(ctx, t.p, &t.s); err != nil {
 		return OutcomeFailed, err
 	}
+	resources := d.lookUpResources(ctx, t.p, t.s)
 	img, err := d.pullAndInspect(ctx, prog, j, t.s.Image)
 	if err != nil {
 		return OutcomeFailed, err
@@ -74,10 +75,11 @@ func (d *Deployer) redeploy(ctx context.Context, log *slog.Logger, j job, prog *
 	if outcome, err := d.preDeployGate(ctx, log, j, t, img, rec); outcome != "" {
 		return kept(outcome, err)
 	}
-	if err := d.ensureNetworks(ctx, t.p, t.s, version); err != nil {
+	have := <-resources
+	if err := d.ensureNetworks(ctx, t.p, t.s, version, have); err != nil {
 		return kept(OutcomeFailed, err)
 	}
-	if err := d.ensureVolumes(ctx, t.p, t.s, version); err != nil {
+	if err := d.ensureVolumes(ctx, t.p, t.s, version, have); err != nil {
 		return kept(OutcomeFailed, err)
 	}
 	jn, specs, olds, err := d.planSwaps(log, t, existing, img, hash, version)

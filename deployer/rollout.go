@@ -3,6 +3,7 @@ package deployer
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -91,12 +92,33 @@ func (d *Deployer) bringUp(ctx context.Context, prog *progress, sw *state.Swap, 
 		{"rename", sw.Name, func() error { return d.rename(ctx, sw.NewID, sw.Tmp, sw.Name) }},
 		{"start", sw.Name, func() error { return d.start(ctx, sw.NewID, sw.Name) }},
 	}
-	for _, st := range steps {
-		if err := prog.do(st.name, st.ctr, st.fn); err != nil {
+	for i, st := range steps {
+		do := prog.do
+		if i == 0 {
+			do = prog.doBesideJournal
+		}
+		if err := do(st.name, st.ctr, st.fn); err != nil {
 			return err
 		}
 	}
 	return d.postStart(ctx, prog, hooks, sw.NewID, sw.Name)
+}
+
+// doBesideJournal is do for a step during which a crash needs nothing its journal write adds:
+// stop-first's stop, which adds the new container's id, and until the rename a repair finds
+// that container by its temporary name. The write (a sync) then runs beside the step instead of
+// before it, off the path to the new version; the step counts as done once both are.
+func (p *progress) doBesideJournal(name, ctr string, fn func() error) error {
+	jn := p.jn
+	if jn == nil {
+		return p.do(name, ctr, fn)
+	}
+	written := make(chan error, 1)
+	go func() { written <- jn.Write(name) }()
+	p.jn = nil // do must not write it too
+	err := p.do(name, ctr, func() error { return errors.Join(fn(), <-written) })
+	p.jn = jn
+	return err
 }
 
 // retire removes sw's old container once the deploy is committed; start-first stops it first

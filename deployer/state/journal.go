@@ -10,15 +10,16 @@ import (
 )
 
 // Journal is the on-disk record of one service deploy in flight: berth writes it, atomically,
-// before every engine action, so that after a crash (or a daemon restart) a repair can tell
-// which containers are whose and finish or undo the deploy. Without a state directory it lives
-// in memory only and a crash is repaired by hand.
+// whenever what a repair needs changes (see Write), so that after a crash (or a daemon
+// restart) a repair can tell which containers are whose and finish or undo the deploy. Without
+// a state directory it lives in memory only and a crash is repaired by hand.
 type Journal struct {
-	path string // "" = not persisted
+	path    string // "" = not persisted
+	written []byte // the last content put on disk, Step left out
 
 	Project string `json:"project"`
 	Service string `json:"service"`
-	Step    string `json:"step"` // the step about to run
+	Step    string `json:"step"` // the step about to run (on disk: as of the last write, see Write)
 	// Committed is set once the new containers passed the health gate and berth began
 	// removing the old ones: from then on a crashed deploy is finished, not undone.
 	Committed bool   `json:"committed"`
@@ -54,15 +55,25 @@ func (d Dir) NewJournal(project, service string) *Journal {
 	return j
 }
 
-// Write records step as the next one, durably, before the caller performs it.
+// Write records step as the next one, durably, before the caller performs it. A repair needs
+// the swaps and the commit, not the step's name (it only logs it): when nothing but the step
+// changed since the last write, nothing is written, which keeps the syncs out of stop-first's
+// downtime (set-aside, rename and start follow the stop with nothing new to record).
 func (j *Journal) Write(step string) error {
 	j.Step = step
 	if j.path == "" {
 		return nil
 	}
+	bare := *j
+	bare.Step = ""
+	content, err := json.Marshal(bare)
+	if err == nil && j.written != nil && string(content) == string(j.written) {
+		return nil
+	}
 	if err := writeJSON(j.path, j); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
+	j.written = content
 	return nil
 }
 
@@ -71,6 +82,7 @@ func (j *Journal) Finish() error {
 	if j.path == "" {
 		return nil
 	}
+	j.written = nil
 	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("journal: %w", err)
 	}
