@@ -31,11 +31,14 @@ func (d *Deployer) newSwarm(eng swarm.Engine, timeout time.Duration) *swarm.Back
 }
 
 // Warm asks the engine now what the first push would otherwise wait for (whether it is a swarm
-// manager), so that push is answered without an engine round trip. Failures are left for the
-// push to meet and report.
+// manager, and the project index: discovery and every project loaded), so that push is
+// answered by lookups alone. Failures are left for the push to meet and report.
 func (d *Deployer) Warm(ctx context.Context) {
 	if d.backend != BackendCompose {
 		d.swarm.Warm(ctx)
+	}
+	if d.backend != BackendSwarm {
+		_, _ = d.checkedIndex(ctx)
 	}
 }
 

@@ -65,12 +65,7 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	if cfg.DryRun {
 		log.Warn("DRY_RUN is set: deploys are planned and recorded as would-deploy, nothing is pulled or recreated")
 	}
-	webhooks := cfg.Webhooks
-	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == "",
-		Deployer: d, Events: events, Approver: d, DeployToken: handler.ParseSecrets(string(cfg.DeployToken)), DeployServices: cfg.DeployServices,
-		APITokenCanDeploy: cfg.APITokenCanDeploy}
-	webhooks.Limits = cfg.Exposure.Limits()
-	srv, err := serveOn(early, cfg, handler.NewServer(webhooks, d, log), log)
+	srv, err := serveOn(early, cfg, handler.NewServer(handlerConfig(w, events), d, log), log)
 	if err != nil {
 		return err
 	}
@@ -110,6 +105,18 @@ func serve(ctx context.Context, env Env, stderr io.Writer) error {
 	}
 	w.close(stopCtx)
 	return nil
+}
+
+// handlerConfig is what the HTTP side gets: the webhook settings, and the deployer, history,
+// metrics and status page behind the API and the page.
+func handlerConfig(w *wiring, events *statuspage.Hub) handler.Config {
+	cfg, d := w.cfg, w.deployer
+	webhooks := cfg.Webhooks
+	webhooks.Ops = handler.Ops{APIToken: cfg.APIToken, Services: d, History: w.history, Images: d, Metrics: w.metrics, ServeMetrics: cfg.MetricsAddr == "",
+		Deployer: d, Events: events, Approver: d, DeployToken: handler.ParseSecrets(string(cfg.DeployToken)), DeployServices: cfg.DeployServices,
+		APITokenCanDeploy: cfg.APITokenCanDeploy}
+	webhooks.Limits = cfg.Exposure.Limits()
+	return webhooks
 }
 
 // recoverAtStart finishes or undoes the deploys a crash left unfinished (from the journals,
