@@ -67,7 +67,7 @@ var allowedBeyondEngine = map[string]string{
 	"GET /_ping":            "the client's API version negotiation and berth's start-up ping (outside Engine)",
 	"HEAD /_ping":           "the client's API version negotiation tries HEAD first",
 	"GET /version":          "API version negotiation by clients that ask /version (README: negotiate the API version)",
-	"GET /events":           "allowed for watchers (README), streams pass through",
+	"GET /events":           "the project index follows compose containers coming and going (deployer/index.go, an optional call), streams pass through",
 	"GET /networks/{id}":    "network inspection, listed with the network calls in the README",
 	"GET /swarm":            "part of the swarm group, only with SOCKET_PROXY_SWARM",
 	"GET /nodes":            "part of the swarm group, only with SOCKET_PROXY_SWARM",
