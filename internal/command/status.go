@@ -4,59 +4,31 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/berth-dev/berth/deployer"
-	"github.com/berth-dev/berth/internal/config"
 )
 
 // Status is `berth status`: it asks a running berth's status API (so it shows what that
 // berth sees, through its mounts and socket) and prints a table.
 func Status(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	defaultURL := getenv("BERTH_URL")
-	if defaultURL == "" {
-		_, port, _ := net.SplitHostPort(getenv("LISTEN_ADDR"))
-		defaultURL = "http://127.0.0.1:" + cmp.Or(port, "8080")
-	}
-	base := fs.String("url", defaultURL, "base URL of the running berth (env BERTH_URL)")
+	base := fs.String("url", defaultAPIURL(getenv), "base URL of the running berth (env BERTH_URL)")
 	asJSON := fs.Bool("json", false, "print the status API's JSON instead of a table")
 	if err := parseFlags(fs, args, stdout, "status [--url URL] [--json]",
 		"Show every service berth serves: image, version, digest, containers, state and health.\n"+
 			"Reads a running berth's status API with the token in API_TOKEN (or API_TOKEN_FILE)."); err != nil {
 		return noHelp(err)
 	}
-	token, err := config.ReadSecret(getenv, "API_TOKEN")
+	body, err := callAPI(ctx, getenv, "status", http.MethodGet, *base, "/api/services", nil, 16<<20)
 	if err != nil {
 		return err
-	}
-	if token == "" {
-		return errors.New("API_TOKEN is not set; berth status reads the status API with the token berth serve was given")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*base, "/")+"/api/services", nil)
-	if err != nil {
-		return fmt.Errorf("--url %s: %w", *base, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("no berth answers at %s: %w", *base, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("read status: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("berth at %s answered %s: %s", *base, resp.Status, strings.TrimSpace(string(body)))
 	}
 	if *asJSON {
 		_, err := stdout.Write(body)
