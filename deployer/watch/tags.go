@@ -2,7 +2,6 @@ package watch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -12,7 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // LabelTagPolicy is the service's tag policy (deployer.LabelTagPolicy names the same label);
@@ -112,9 +110,8 @@ func NewerTag(ctx context.Context, ref string, kc authn.Keychain, rt http.RoundT
 	tags, err := remote.List(r.Context(), remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithTransport(rec),
 		remote.WithRetryStatusCodes(), remote.WithRetryPredicate(func(error) bool { return false }))
 	if err != nil {
-		var te *transport.Error
-		if errors.As(err, &te) && (te.StatusCode == http.StatusTooManyRequests || te.StatusCode >= 500) {
-			return "", &Throttled{Status: te.StatusCode, RetryAfter: rec.get(), Err: err}
+		if th := rec.throttled(err); th != nil {
+			return "", th
 		}
 		return "", fmt.Errorf("list the tags of %s: %w", r.Context().Name(), err)
 	}
