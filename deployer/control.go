@@ -11,6 +11,7 @@ import (
 	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/deployer/registry"
+	"github.com/berth-dev/berth/deployer/watch"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/moby/moby/client"
 )
@@ -20,7 +21,7 @@ const (
 	// LabelEnable "false" opts a service out; with Options.OptIn only "true" opts it in.
 	LabelEnable = "berth.enable"
 	// LabelTagPolicy is TagPolicyExact (the default) or TagPolicySemver.
-	LabelTagPolicy = "berth.tag-policy"
+	LabelTagPolicy = watch.LabelTagPolicy // the same label tells watch mode to report newer tags
 )
 
 // Tag policies.
@@ -29,7 +30,7 @@ const (
 	TagPolicyExact = "exact"
 	// TagPolicySemver deploys a push of the service's (moving) tag only when the pushed image's
 	// org.opencontainers.image.version is a semantic version greater than the running image's.
-	TagPolicySemver = "semver"
+	TagPolicySemver = watch.TagPolicySemver
 )
 
 // Outcomes of the per-service controls and the dry run.

@@ -55,6 +55,7 @@ type Watcher struct {
 	status  map[string]WatchStatus
 	asked   map[string]asked                   // per service, the digest last queued for deploy
 	badSeen map[string]string                  // per service, the label error last logged
+	tagSeen map[string]string                  // per service, the newer tag last recorded
 	deploy  func(t watchTarget, digest string) // d.deployWatched; tests replace it
 }
 
@@ -70,6 +71,7 @@ type WatchStatus struct {
 	Waiting   string    `json:"waiting,omitempty"` // min-age, window, approval, rejected
 	Until     time.Time `json:"until,omitzero"`
 	NextCheck time.Time `json:"next_check,omitzero"`
+	NewerTag  string    `json:"newer_tag,omitempty"` // notify-only with the semver tag policy: the newest newer tag
 }
 
 // asked is a digest watch mode queued for deploy, and when.
@@ -103,7 +105,8 @@ func (d *Deployer) NewWatcher(o WatchOptions) (*Watcher, error) {
 	}
 	sched := watch.NewSchedule(nil)
 	w := &Watcher{d: d, o: o, sched: sched, runner: watch.NewRunner(sched, o.Limit, o.Now), seen: seen,
-		targets: map[string]watchTarget{}, status: map[string]WatchStatus{}, asked: map[string]asked{}, badSeen: map[string]string{}}
+		targets: map[string]watchTarget{}, status: map[string]WatchStatus{}, asked: map[string]asked{}, badSeen: map[string]string{},
+		tagSeen: map[string]string{}}
 	w.deploy = func(t watchTarget, digest string) { d.deployWatched(t, digest) }
 	d.watcher.Store(w)
 	return w, nil
@@ -229,14 +232,18 @@ func (w *Watcher) check(ctx context.Context, key string) error {
 	st := WatchStatus{LastCheck: now, Result: "ok"}
 	running, available, err := w.digests(ctx, t)
 	st.Running, st.Available = running, available
+	if err == nil {
+		w.act(ctx, t, running, available, now, &st)
+		if t.policy.NewerTags {
+			err = w.newerTag(ctx, t, &st)
+		}
+	}
 	if err != nil {
 		st.Result, st.Error = "error", err.Error()
 		if th := (*watch.Throttled)(nil); errors.As(err, &th) {
 			st.Result = "throttled"
 		}
 		w.d.log.Warn("watch: check failed", "service", key, "image", t.image.Familiar(), "err", err)
-	} else {
-		w.act(ctx, t, running, available, now, &st)
 	}
 	w.mu.Lock()
 	w.status[key] = st
@@ -300,6 +307,27 @@ func (w *Watcher) act(ctx context.Context, t watchTarget, running, available str
 		w.d.log.Info("watch: new digest; deploying", "service", t.key, "image", t.image.Familiar(), "digest", available, "running", running)
 		w.deploy(t, available)
 	}
+}
+
+// newerTag lists t's repository's tags and records, once per tag, the newest one of t's tag's
+// shape that is newer; berth never edits a compose file, so it only reports it.
+func (w *Watcher) newerTag(ctx context.Context, t watchTarget, st *WatchStatus) error {
+	ctx, cancel := context.WithTimeout(ctx, w.d.regTimeout)
+	defer cancel()
+	tag, err := watch.NewerTag(ctx, t.ref, w.d.keychain, w.o.Transport)
+	if err != nil {
+		return err
+	}
+	st.NewerTag = tag
+	w.mu.Lock()
+	fresh := tag != "" && w.tagSeen[t.key] != tag
+	w.tagSeen[t.key] = tag
+	w.mu.Unlock()
+	if fresh {
+		newer := registry.Ref{Name: t.image.Name, Tag: tag}
+		w.record(t, "", OutcomeAvailable, fmt.Sprintf("newer tag %s available (running %s); berth does not edit compose files", newer.Familiar(), t.image.Tag))
+	}
+	return nil
 }
 
 // ask notes that digest is to be deployed on key now, and says whether to queue it: not while

@@ -52,9 +52,8 @@ func Head(ctx context.Context, ref string, kc authn.Keychain, rt http.RoundTripp
 	desc, err := remote.Head(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithTransport(rec),
 		remote.WithRetryStatusCodes(), remote.WithRetryPredicate(func(error) bool { return false }))
 	if err != nil {
-		var te *transport.Error
-		if errors.As(err, &te) && (te.StatusCode == http.StatusTooManyRequests || te.StatusCode >= 500) {
-			return "", &Throttled{Status: te.StatusCode, RetryAfter: rec.get(), Err: err}
+		if th := rec.throttled(err); th != nil {
+			return "", th
 		}
 		return "", fmt.Errorf("HEAD manifest of %s: %w", r.Name(), err)
 	}
@@ -76,6 +75,15 @@ func (t *retryAfter) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.mu.Unlock()
 	}
 	return resp, err
+}
+
+// throttled is err as a *Throttled when the registry answered 429 or 5xx, else nil.
+func (t *retryAfter) throttled(err error) *Throttled {
+	var te *transport.Error
+	if errors.As(err, &te) && (te.StatusCode == http.StatusTooManyRequests || te.StatusCode >= 500) {
+		return &Throttled{Status: te.StatusCode, RetryAfter: t.get(), Err: err}
+	}
+	return nil
 }
 
 func (t *retryAfter) get() time.Duration {

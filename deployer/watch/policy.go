@@ -57,6 +57,7 @@ type Policy struct {
 	Manual        bool    // berth.approve=manual
 	Window        *Window // nil = any time
 	WindowWebhook bool    // webhook pushes wait for the window too
+	NewerTags     bool    // notify-only with berth.tag-policy=semver: newer tags are reported too
 }
 
 // ParsePolicy reads a service's watch labels over d; a label with a bad value is an error
@@ -82,6 +83,7 @@ func ParsePolicy(labels map[string]string, d Defaults) (Policy, error) {
 	if d.Watch == WatchOff {
 		p.Mode = ModeOff
 	}
+	p.NewerTags = p.Mode == ModeNotify && labels[LabelTagPolicy] == TagPolicySemver
 	var err error
 	if p.Interval, err = durationLabel(labels, LabelInterval, p.Interval); err != nil {
 		return Policy{}, err

@@ -68,6 +68,9 @@ func printWatch(stdout io.Writer, services []deployer.ServiceStatus) {
 		case "rejected":
 			line += ", rejected by hand"
 		}
+		if w.NewerTag != "" {
+			line += ", newer tag " + w.NewerTag + " (not deployed: berth does not edit compose files)"
+		}
 		if w.Error != "" {
 			line += ": " + w.Error
 		}

@@ -273,6 +273,9 @@ func summary(ev Event) string {
 		deployer.OutcomeWouldDeploy: "would deploy (dry run)", deployer.OutcomeAvailable: "has a new digest (watch, not deployed) of",
 		deployer.OutcomeHeld: "holds for approval a new digest of", deployer.OutcomeDeclined: "declined a new digest of",
 		deployer.OutcomeExpired: "dropped an unapproved, superseded digest of"}[ev.Outcome]
+	if ev.Outcome == deployer.OutcomeAvailable && ev.Digest == "" {
+		verb = "has a newer tag (watch, not deployed) than" // the semver tag policy's report; its message names the tag
+	}
 	s := fmt.Sprintf("berth: %s/%s %s %s:%s", ev.Project, ev.Service, verb, ev.Repository, ev.Tag)
 	if ev.Pusher != "" {
 		s += " pushed by " + ev.Pusher
