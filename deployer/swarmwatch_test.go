@@ -3,6 +3,7 @@ package deployer
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -64,19 +65,25 @@ func TestWatchSwarmService(t *testing.T) {
 	}
 }
 
-// labelService adds labels to service id's spec, as a stack file's deploy.labels would.
+// labelService adds labels to service id's spec, as a stack file's deploy.labels would. The
+// swarm may bump a new service's version under us ("update out of sequence"): read it again.
 func labelService(t *testing.T, c *client.Client, id string, labels map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	res, err := c.ServiceInspect(ctx, id, client.ServiceInspectOptions{})
+	var err error
+	for range 20 {
+		res, ierr := c.ServiceInspect(ctx, id, client.ServiceInspectOptions{})
+		if ierr != nil {
+			t.Fatal(ierr)
+		}
+		spec := res.Service.Spec
+		maps.Copy(spec.Labels, labels)
+		if _, err = c.ServiceUpdate(ctx, id, client.ServiceUpdateOptions{Version: res.Service.Version, Spec: spec}); err == nil || !strings.Contains(err.Error(), "out of sequence") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
-		t.Fatal(err)
-	}
-	spec := res.Service.Spec
-	for k, v := range labels {
-		spec.Labels[k] = v
-	}
-	if _, err := c.ServiceUpdate(ctx, id, client.ServiceUpdateOptions{Version: res.Service.Version, Spec: spec}); err != nil {
 		t.Fatalf("label service: %v", err)
 	}
 }
