@@ -86,6 +86,7 @@ type watchTarget struct {
 	ref                   string       // the image as the compose file names it
 	image                 registry.Ref // parsed
 	policy                watch.Policy
+	swarmService          string // the swarm service's id; "" for a compose service
 }
 
 // NewWatcher returns d's watcher; its state (first-seen times, approvals) lives in STATE_DIR.
@@ -173,13 +174,29 @@ func (w *Watcher) logBadLabel(key string, err error) {
 	w.d.log.Warn("watch: service not watched: a label is wrong", "service", key, "err", err)
 }
 
-// watchTargets lists the compose services berth serves and watches, by project/service.
+// watchTargets lists the services berth serves and watches, by project/service (compose) and
+// stack/service (swarm, swarmwatch.go), as the backend allows.
 func (d *Deployer) watchTargets(ctx context.Context, defaults watch.Defaults, bad func(string, error)) (map[string]watchTarget, error) {
+	out := map[string]watchTarget{}
+	if d.backend != BackendSwarm {
+		if err := d.composeWatchTargets(ctx, defaults, bad, out); err != nil {
+			return nil, err
+		}
+	}
+	if d.backend != BackendCompose {
+		if err := d.swarmWatchTargets(ctx, defaults, bad, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// composeWatchTargets adds the compose services berth serves and watches to out.
+func (d *Deployer) composeWatchTargets(ctx context.Context, defaults watch.Defaults, bad func(string, error), out map[string]watchTarget) error {
 	projects, err := d.indexedProjects(ctx) // no project load unless its files changed
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := map[string]watchTarget{}
 	for _, sp := range projects {
 		p := sp.project
 		for _, name := range serviceNames(p) {
@@ -199,7 +216,7 @@ func (d *Deployer) watchTargets(ctx context.Context, defaults watch.Defaults, ba
 			out[key] = watchTarget{key: key, project: p.Name, service: name, spec: sp.spec, ref: s.Image, image: ref, policy: pol}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // Status is what watch mode knows of every watched service, by project/service.
@@ -254,19 +271,31 @@ func (w *Watcher) check(ctx context.Context, key string) error {
 	return err
 }
 
-// digests is the digest t's containers run (its image's repo digest) and the one its tag names now.
+// digests is the digest t's containers run (its image's repo digest; a swarm service's spec
+// pins it) and the one its tag names now.
 func (w *Watcher) digests(ctx context.Context, t watchTarget) (running, available string, err error) {
-	ss, err := w.d.serviceStatus(ctx, t.project, t.service, t.ref)
+	if t.swarmService != "" {
+		running, err = w.d.swarm.PinnedDigest(ctx, t.swarmService)
+	} else {
+		running, err = w.composeRunning(ctx, t)
+	}
 	if err != nil {
 		return "", "", err
-	}
-	if _, d, ok := strings.Cut(ss.RepoDigest, "@"); ok {
-		running = d
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.d.regTimeout)
 	defer cancel()
 	available, err = watch.Head(ctx, t.ref, w.d.keychain, w.o.Transport)
 	return running, available, err
+}
+
+// composeRunning is the digest t's containers run: their image's repo digest.
+func (w *Watcher) composeRunning(ctx context.Context, t watchTarget) (string, error) {
+	ss, err := w.d.serviceStatus(ctx, t.project, t.service, t.ref)
+	if err != nil {
+		return "", err
+	}
+	_, digest, _ := strings.Cut(ss.RepoDigest, "@")
+	return digest, nil
 }
 
 // act decides what available calls for and does it, noting why it waits in st.
@@ -364,7 +393,8 @@ func (d *Deployer) deployWatched(t watchTarget, digest string) Ticket {
 	req := Request{Source: "watch", Repository: t.image.Name, Tag: t.image.Tag, Digest: digest}
 	tk := Ticket{ID: newID(), Image: t.image.Familiar(), Services: []string{t.key}}
 	image := registry.Ref{Name: t.image.Name, Tag: t.image.Tag}
-	j := job{id: tk.ID, req: req, image: image, project: t.spec, projectName: t.project, service: t.service}
+	// A swarm service's job is swarmJobs' (no compose project); the queue runs it the same way.
+	j := job{id: tk.ID, req: req, image: image, project: t.spec, projectName: t.project, service: t.service, swarmService: t.swarmService}
 	d.accept(tk, req)
 	d.submit(tk, []job{j})
 	return tk

@@ -186,29 +186,9 @@ func (t Target) Key() string { return cmp.Or(t.Stack, "swarm") + "/" + t.Service
 // run berth itself, which it leaves alone. Unless Options.All, an engine that is no manager,
 // or that cannot say, has none.
 func (b *Backend) Find(ctx context.Context, pushed registry.Ref) (targets []Target, self []string, err error) {
-	manager, err := b.managerRecent(ctx)
+	services, err := b.services(ctx)
 	if err != nil {
-		if b.opts.All {
-			return nil, nil, err
-		}
-		b.opts.Logger.Warn("cannot tell whether the engine is a swarm manager; swarm services skipped", "err", err)
-		return nil, nil, nil
-	}
-	if !manager {
-		if b.opts.All {
-			return nil, nil, fault.Errorf(fault.Unavailable, "BACKEND=swarm but the engine is not a swarm manager; point DOCKER_HOST at a manager node "+
-				"(run berth with a placement constraint node.role == manager)")
-		}
-		return nil, nil, nil
-	}
-	services, err := b.lists.Do(ctx, "", b.list)
-	if err != nil && b.opts.All {
-		return nil, nil, unavailable("list swarm services", err)
-	}
-	if err != nil {
-		// A socket proxy without SOCKET_PROXY_SWARM=true refuses the call; compose deploys go on.
-		b.opts.Logger.Warn("cannot list swarm services; swarm services skipped", "err", err)
-		return nil, nil, nil
+		return nil, nil, err
 	}
 	for _, svc := range services {
 		ref, ok := serviceImage(svc)
@@ -229,6 +209,75 @@ func (b *Backend) Find(ctx context.Context, pushed registry.Ref) (targets []Targ
 		targets = append(targets, t)
 	}
 	return targets, self, nil
+}
+
+// services lists the services berth may consider: none, unless Options.All, when the engine is
+// no manager or cannot say, or refuses the list.
+func (b *Backend) services(ctx context.Context) ([]swarmapi.Service, error) {
+	manager, err := b.managerRecent(ctx)
+	if err != nil {
+		if b.opts.All {
+			return nil, err
+		}
+		b.opts.Logger.Warn("cannot tell whether the engine is a swarm manager; swarm services skipped", "err", err)
+		return nil, nil
+	}
+	if !manager {
+		if b.opts.All {
+			return nil, fault.Errorf(fault.Unavailable, "BACKEND=swarm but the engine is not a swarm manager; point DOCKER_HOST at a manager node "+
+				"(run berth with a placement constraint node.role == manager)")
+		}
+		return nil, nil
+	}
+	services, err := b.lists.Do(ctx, "", b.list)
+	if err != nil && b.opts.All {
+		return nil, unavailable("list swarm services", err)
+	}
+	if err != nil {
+		// A socket proxy without SOCKET_PROXY_SWARM=true refuses the call; compose deploys go on.
+		b.opts.Logger.Warn("cannot list swarm services; swarm services skipped", "err", err)
+		return nil, nil
+	}
+	return services, nil
+}
+
+// Followed is a service berth follows, as watch mode reads it.
+type Followed struct {
+	Target
+	Image  registry.Ref      // as its spec names it: a stack pins repository:tag@digest
+	Labels map[string]string // the service spec's labels (a stack file's deploy.labels)
+}
+
+// Followed lists the services a push of their tag would update (berth's own left out).
+func (b *Backend) Followed(ctx context.Context) ([]Followed, error) {
+	services, err := b.services(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Followed
+	for _, svc := range services {
+		ref, ok := serviceImage(svc)
+		if b.skipReason(svc, ref, ok) != "" {
+			continue
+		}
+		stack, short := stackService(svc)
+		out = append(out, Followed{Target: Target{ID: svc.ID, Stack: stack, Service: short}, Image: ref, Labels: svc.Spec.Labels})
+	}
+	return out, nil
+}
+
+// PinnedDigest is the digest service id's spec pins its image to ("" when it pins none): the
+// one its tasks run once the swarm converged.
+func (b *Backend) PinnedDigest(ctx context.Context, id string) (string, error) {
+	res, err := b.eng.ServiceInspect(ctx, id, client.ServiceInspectOptions{})
+	if err != nil {
+		return "", unavailable("inspect swarm service "+id, err)
+	}
+	ref, ok := serviceImage(res.Service)
+	if !ok {
+		return "", fault.Errorf(fault.Conflict, "swarm service %s no longer runs a valid image reference", res.Service.Spec.Name)
+	}
+	return ref.Digest, nil
 }
 
 // list lists the services berth may follow, sorted by name: stack services only, unless Options.All.
