@@ -50,6 +50,11 @@ func (d *Deployer) RollBackService(ctx context.Context, service string) (Ticket,
 		return Ticket{}, unavailable("inspect the previous image "+shortImageID(previous), err)
 	}
 	rd := repoDigest(img.RepoDigests, image)
+	if rd == "" && img.Descriptor != nil {
+		// The containerd image store drops an untagged image's repo digests but keeps the
+		// descriptor it was pulled by: that digest is what the repository serves.
+		rd = req.Repository + "@" + img.Descriptor.Digest.String()
+	}
 	named, _ := registry.ParseRef(rd)
 	if rd == "" || named.Name != req.Repository {
 		return Ticket{}, fault.Errorf(fault.Conflict, "the previous image %s of %s has no digest in %s, so no reference names it; deploy it with `berth deploy %s --image <repository:tag@digest>`",
