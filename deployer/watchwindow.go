@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/berth-dev/berth/deployer/compose"
 	"github.com/berth-dev/berth/deployer/fault"
 	"github.com/berth-dev/berth/deployer/watch"
 )
@@ -22,7 +21,7 @@ func (d *Deployer) holdForWindow(ctx context.Context, j job) error {
 	if j.manual || j.dependent || j.swarmService != "" || j.req.Source == "watch" {
 		return nil
 	}
-	p, err := compose.Load(ctx, j.project)
+	p, err := d.projectFor(ctx, j.project) // the index's copy unless its files changed
 	if err != nil {
 		return nil // the deploy itself reports it
 	}
