@@ -99,6 +99,13 @@ func (s *Schedule) Now(key string, now time.Time) {
 	}
 }
 
+// Release gives back a check Due handed out but nobody ran: it stays due.
+func (s *Schedule) Release(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.busy, key)
+}
+
 // Next is when key is checked next; zero when it is not scheduled.
 func (s *Schedule) Next(key string) time.Time {
 	s.mu.Lock()

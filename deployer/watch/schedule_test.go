@@ -131,3 +131,20 @@ func TestScheduleNow(t *testing.T) {
 		t.Errorf("p/b next at %s, want its Retry-After (%s)", got, now.Add(2*time.Hour))
 	}
 }
+
+// TestRunnerDrainsDueChecksInOneTick: a slot whose check ended takes the next due one, so ten
+// due services are all checked after one tick with two slots (not two a tick).
+func TestRunnerDrainsDueChecksInOneTick(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewRunner(NewSchedule(func(int64) int64 { return 0 }), 2, func() time.Time { return now })
+	intervals := map[string]time.Duration{}
+	for i := range 10 {
+		intervals[fmt.Sprintf("p/s%d", i)] = time.Hour
+	}
+	var checked atomic.Int32
+	r.Tick(context.Background(), intervals, func(context.Context, string) error { checked.Add(1); return nil })
+	r.Wait()
+	if n := checked.Load(); n != 10 {
+		t.Fatalf("%d of 10 due services checked after one tick", n)
+	}
+}
