@@ -60,6 +60,7 @@ type options struct {
 	watch           int
 	watchInterval   time.Duration
 	watchWindow     time.Duration
+	watchNetns      bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -88,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.watch, "watch", 0, "with -skip-deploys: measure only the cost of watching this many compose services, berth's watch mode against the fork's poll (0: off)")
 	fs.DurationVar(&o.watchInterval, "watch-interval", 15*time.Second, "with -watch: the interval both watchers check at")
 	fs.DurationVar(&o.watchWindow, "watch-window", 45*time.Second, "with -watch: how long each watcher's requests, CPU and RSS are counted, after a warm-up of 4/3 interval")
+	fs.BoolVar(&o.watchNetns, "watch-netns", true, "with -watch: also run the fork in a network namespace of its own, as the deploy measurement does (its HEAD fails there and it pulls)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (berth logs, compose projects' files)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

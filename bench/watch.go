@@ -198,22 +198,40 @@ func (h *harness) watchCost(ctx context.Context) error {
 	bin, why := watchtowerBinary(ctx, h.opts)
 	if bin == "" {
 		h.logf("watchtower %s", why)
-	} else {
-		w, err := startWatchtowerPoll(bin, h.work, interval)
-		if err != nil {
-			return err
+	}
+	for _, netns := range []bool{false, true} {
+		if bin == "" || netns && !h.opts.watchNetns {
+			continue
 		}
-		r, err := observe(ctx, "watchtower "+watchtowerVersion, w.cmd.Process.Pid, c, warm, window)
-		w.stop()
+		r, err := h.observeWatchtower(ctx, bin, c, interval, warm, window, netns)
 		if err != nil {
 			return err
 		}
 		results = append(results, r)
-		log, _ := os.ReadFile(w.logPath)
-		h.logf("watchtower: %v, CPU %v, RSS %d KiB; its log ends:\n%s", r.requests, r.cpu, r.rss, lastLines(log, 6))
 	}
 	fmt.Fprint(h.log, "\n"+watchMarkdown(results, n, interval))
 	return nil
+}
+
+// observeWatchtower runs the fork's poll for one window; netns runs it as the deploy
+// measurement does, in a network namespace of its own where the registry is out of reach.
+func (h *harness) observeWatchtower(ctx context.Context, bin string, c *counter, interval, warm, window time.Duration, netns bool) (watchResult, error) {
+	name := "watchtower " + watchtowerVersion + ", registry reachable"
+	if netns {
+		name = "watchtower " + watchtowerVersion + ", own netns (HEAD fails)"
+	}
+	w, err := startWatchtowerPoll(bin, h.work, interval, netns)
+	if err != nil {
+		return watchResult{}, err
+	}
+	r, err := observe(ctx, name, w.cmd.Process.Pid, c, warm, window)
+	w.stop()
+	if err != nil {
+		return r, err
+	}
+	log, _ := os.ReadFile(w.logPath)
+	h.logf("%s: %v, CPU %v, RSS %d KiB; its log ends:\n%s", name, r.requests, r.cpu, r.rss, lastLines(log, 6))
+	return r, nil
 }
 
 // watchProject writes a compose project of n sleeping busybox services running ref, labelled
@@ -235,17 +253,22 @@ func (h *harness) watchProject(ref string, n int, interval time.Duration) (strin
 }
 
 // startWatchtowerPoll runs the fork polling every interval, without its HTTP API (so it listens
-// on nothing), in the host's network namespace so its HEAD reaches the loopback proxy; the
-// sandbox registry speaks plain HTTP, which the fork reaches only with --registry-tls-skip.
-func startWatchtowerPoll(bin, workDir string, interval time.Duration) (*watchtowerProc, error) {
-	logPath := filepath.Join(workDir, "watchtower-poll.log")
+// on nothing), in the host's network namespace so its HEAD reaches the loopback proxy (the
+// sandbox registry speaks plain HTTP, which the fork reaches only with --registry-tls-skip), or
+// with netns in one of its own, where its HEAD fails and it falls back to a pull by the engine.
+func startWatchtowerPoll(bin, workDir string, interval time.Duration, netns bool) (*watchtowerProc, error) {
+	logPath := filepath.Join(workDir, "watchtower-poll-"+strconv.FormatBool(netns)+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, "--interval", strconv.Itoa(int(interval.Seconds())), "--label-enable",
-		"--scope", watchtowerScope, "--registry-tls-skip", "--no-startup-message")
+	args := []string{"--interval", strconv.Itoa(int(interval.Seconds())), "--label-enable",
+		"--scope", watchtowerScope, "--registry-tls-skip", "--no-startup-message"}
+	cmd := exec.Command(bin, args...)
+	if netns { // as in startWatchtower: unshare execs sh, which execs the fork, so the pid is the fork's
+		cmd = exec.Command("unshare", append([]string{"-n", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, bin}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start watchtower: %w", err)
