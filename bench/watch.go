@@ -193,7 +193,8 @@ func (h *harness) watchCost(ctx context.Context) error {
 		return err
 	}
 	results = append(results, r)
-	h.logf("berth: %v, CPU %v, RSS %d KiB; %s", r.requests, r.cpu, r.rss, r.note)
+	log, _ := os.ReadFile(b.logPath)
+	h.logf("berth: %v, CPU %v, RSS %d KiB; %s; its log ends:\n%s", r.requests, r.cpu, r.rss, r.note, lastLines(log, 4))
 
 	bin, why := watchtowerBinary(ctx, h.opts)
 	if bin == "" {
