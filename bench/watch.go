@@ -282,7 +282,8 @@ func startWatchtowerPoll(bin, workDir string, interval time.Duration, netns bool
 // watchMarkdown is the table of the results, scaled to an hour.
 func watchMarkdown(rs []watchResult, n int, interval time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d watched services, interval %s, window %s after a warm-up of 4/3 interval:\n\n", n, interval, rs[0].window.Round(time.Second))
+	fmt.Fprintf(&b, "%s UTC, load average %s: %d watched services, interval %s, window %s after a warm-up of 4/3 interval:\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04"), loadAverage(), n, interval, rs[0].window.Round(time.Second))
 	b.WriteString("| watcher | requests / service / hour | requests / service / check | what it sent (window) | CPU s / hour | RSS end (max) |\n|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		total := 0
