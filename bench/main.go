@@ -57,6 +57,10 @@ type options struct {
 	keep            bool
 	watchtower      string
 	watchtowerSrc   string
+	watch           int
+	watchInterval   time.Duration
+	watchWindow     time.Duration
+	watchNetns      bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -82,6 +86,10 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.skipImage, "skip-image", false, "skip building berth's image for its size")
 	fs.StringVar(&o.watchtower, "watchtower", "auto", "the Watchtower fork ("+watchtowerVersion+") as a contender: auto (the cached build, else built from -watchtower-src, else go install), off, or the path of its binary")
 	fs.StringVar(&o.watchtowerSrc, "watchtower-src", filepath.Join(home, ".cache", "berth-bench", "watchtower-"+watchtowerVersion+"-src"), "source tree of the Watchtower fork at "+watchtowerVersion+" (its binary is cached beside it)")
+	fs.IntVar(&o.watch, "watch", 0, "with -skip-deploys: measure only the cost of watching this many compose services, berth's watch mode against the fork's poll (0: off)")
+	fs.DurationVar(&o.watchInterval, "watch-interval", 15*time.Second, "with -watch: the interval both watchers check at")
+	fs.DurationVar(&o.watchWindow, "watch-window", 45*time.Second, "with -watch: how long each watcher's requests, CPU and RSS are counted, after a warm-up of 4/3 interval")
+	fs.BoolVar(&o.watchNetns, "watch-netns", true, "with -watch: also run the fork in a network namespace of its own, as the deploy measurement does (its HEAD fails there and it pulls)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (berth logs, compose projects' files)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -91,6 +99,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.rejectFor <= 0 || o.rejectFor > 2*time.Minute {
 		return o, errors.New("-reject-for must be between 0 and 2m")
+	}
+	if o.watch < 0 || o.watch > 0 && (!o.skipDeploys || o.watchInterval < time.Second || o.watchWindow < o.watchInterval) {
+		return o, errors.New("-watch needs -skip-deploys, -watch-interval of at least 1s and -watch-window of at least one interval")
 	}
 	return o, nil
 }
@@ -132,6 +143,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}()
 	if err := h.setUp(ctx); err != nil {
 		return err
+	}
+	if opts.watch > 0 {
+		return h.watchCost(ctx)
 	}
 	rep := &report{date: time.Now().UTC(), opts: opts, composeVers: h.composeVers, uptimeBefore: loadAverage()}
 	rep.machine = describeMachine(ctx, h.eng)
