@@ -330,6 +330,9 @@ func (d *Deployer) watchIndex(ctx context.Context) {
 		}
 	}
 	open()
+	if msgs != nil {
+		refresh(false) // what came or went between the first discovery and the subscription
+	}
 	for {
 		select {
 		case <-ctx.Done():
