@@ -2,18 +2,12 @@ package command
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
-	"time"
-
-	"github.com/berth-dev/berth/deployer"
-	"github.com/berth-dev/berth/deployer/watch"
 )
 
 // Approve is `berth approve SERVICE [--reject]`: it approves (or rejects) the update watch
@@ -41,39 +35,4 @@ func Approve(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "%s: %s %s\n", fs.Arg(0), ans.Decision, ans.Digest)
 	return nil
-}
-
-// printWatch writes a line per watched service: its last check and why a new digest waits.
-func printWatch(stdout io.Writer, services []deployer.ServiceStatus) {
-	short := func(d string) string {
-		return cmp.Or(strings.TrimPrefix(d, "sha256:")[:min(12, len(strings.TrimPrefix(d, "sha256:")))], "-")
-	}
-	for _, s := range services {
-		w, key := s.Watch, s.Project+"/"+s.Service
-		if w == nil {
-			continue
-		}
-		last := "not checked yet"
-		if !w.LastCheck.IsZero() {
-			last = "checked " + w.LastCheck.UTC().Format(time.DateTime) + " (" + w.Result + ")"
-		}
-		line := fmt.Sprintf("%s watch %s every %s: %s, runs %s, available %s", key, w.Mode, w.Interval, last, short(w.Running), short(w.Available))
-		switch w.Waiting {
-		case watch.WaitMinAge:
-			line += ", pending until " + w.Until.UTC().Format(time.DateTime) + " (minimum age)"
-		case watch.WaitWindow:
-			line += ", waits for its window, next at " + w.Until.UTC().Format(time.DateTime)
-		case watch.WaitApproval:
-			line += ", waits for approval: berth approve " + key
-		case "rejected":
-			line += ", rejected by hand"
-		}
-		if w.NewerTag != "" {
-			line += ", newer tag " + w.NewerTag + " (not deployed: berth does not edit compose files)"
-		}
-		if w.Error != "" {
-			line += ": " + w.Error
-		}
-		fmt.Fprintln(stdout, line)
-	}
 }
