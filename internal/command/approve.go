@@ -17,7 +17,7 @@ func Approve(ctx context.Context, args []string, getenv func(string) string, std
 	base := fs.String("url", defaultAPIURL(getenv), "base URL of the running berth (env BERTH_URL)")
 	reject := fs.Bool("reject", false, "reject the update instead: it is not deployed, and a later digest waits for its own approval")
 	if err := parseFlags(fs, args, stdout, "approve SERVICE [--reject] [--url URL]",
-		"Approve the new image watch mode holds for SERVICE (label berth.approve=manual); the next check deploys it.\n"+
+		"Approve the new image watch mode holds for SERVICE (label berth.approve=manual); a check runs at once and deploys it.\n"+
 			"Talks to a running berth's API with the token in API_TOKEN (or API_TOKEN_FILE)."); err != nil {
 		return noHelp(err)
 	}
