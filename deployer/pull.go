@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/berth-dev/berth/deployer/registry"
@@ -44,11 +45,45 @@ func (d *Deployer) pull(ctx context.Context, ref string) error {
 	ctx, cancel := d.registryContext(ctx, d.pullTimeout)
 	defer cancel()
 	var err error
-	unlimited(ctx, func() { err = d.pullOnce(ctx, ref) })
+	unlimited(ctx, func() { err = d.pullRetrying(ctx, ref) })
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("pull %s did not finish within %s (PULL_TIMEOUT): the registry may be unreachable or stuck: %w", ref, d.pullTimeout, ctx.Err())
 	}
 	return err
+}
+
+// pullAttempts bounds how often a pull is tried when the registry answers with a server error:
+// registries and the proxies before them fail now and then, and a failed pull has changed
+// nothing on the host, so trying again is safe. Any other error ends the pull at once.
+const pullAttempts = 3
+
+// pullRetrying tries pullOnce up to pullAttempts times while the registry answers 5xx, waiting
+// 1 s, then 2 s, between tries.
+func (d *Deployer) pullRetrying(ctx context.Context, ref string) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = d.pullOnce(ctx, ref); err == nil || attempt == pullAttempts || !registryServerError(err) {
+			return err
+		}
+		wait := time.Duration(attempt) * time.Second
+		d.log.Warn("registry answered a server error; pulling again", "image", ref, "attempt", attempt, "wait", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// serverErrorText matches how the engines report a registry's 5xx answer: "received unexpected
+// HTTP status: 500 Internal Server Error" (classic store), "unexpected status from HEAD request
+// to …: 503 Service Unavailable" (containerd store), "error parsing HTTP 502 response body".
+var serverErrorText = regexp.MustCompile(`(?i)\b50[0-4] (internal server error|bad gateway|service unavailable|gateway timeout)\b|\bHTTP 50[0-4] response\b`)
+
+// registryServerError says whether a pull failed on a registry's server error, not on a name,
+// a credential or the network.
+func registryServerError(err error) bool {
+	return serverErrorText.MatchString(err.Error())
 }
 
 func (d *Deployer) pullOnce(ctx context.Context, ref string) error {

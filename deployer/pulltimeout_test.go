@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,5 +115,63 @@ func TestStuckPullBlocksOnlyItsService(t *testing.T) {
 	}
 	if got := owed.Pending(); len(got) != 1 || !strings.HasSuffix(got[0].Service, "stuck/app") {
 		t.Errorf("owed after shutdown: %v, want only the stuck service's push", got)
+	}
+}
+
+// failingRegistry is a loopback proxy in front of the sandbox registry that answers 500 to the
+// first failures manifest requests, then passes everything through: a registry failing now and
+// then, which the real one cannot be made to do on demand. It returns its host:port.
+func failingRegistry(t *testing.T, failures int) string {
+	t.Helper()
+	target, err := url.Parse("http://" + deployertest.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var left atomic.Int32
+	left.Store(int32(failures))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") && left.Add(-1) >= 0 {
+			http.Error(w, "registry having a bad moment", http.StatusInternalServerError)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// TestPullRetriesServerErrors: a registry answering 500 twice is pulled from on the third try; one
+// answering 500 every time fails the pull with the registry's error.
+func TestPullRetriesServerErrors(t *testing.T) {
+	eng := deployertest.Engine(t)
+	tag := deployertest.UniqueTag("flaky")
+	deployertest.PushHTTPImage(t, eng, "acme/flaky", tag, "version 1")
+	d := New(context.Background(), eng, Options{})
+
+	if err := d.pull(context.Background(), failingRegistry(t, 2)+"/acme/flaky:"+tag); err != nil {
+		t.Errorf("pull through a registry failing twice: %v", err)
+	}
+	err := d.pull(context.Background(), failingRegistry(t, 1000)+"/acme/flaky:"+tag)
+	if err == nil || !registryServerError(err) {
+		t.Errorf("pull through a registry that always fails ended with %v, want its server error", err)
+	}
+}
+
+// TestRegistryServerError: the engines' words for a registry's 5xx, and errors that are not one.
+func TestRegistryServerError(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"pull x: received unexpected HTTP status: 500 Internal Server Error":                                                      true,
+		"pull x: unexpected status from HEAD request to http://127.0.0.1:5600/v2/acme/web/manifests/1: 500 Internal Server Error": true,
+		"pull x: error parsing HTTP 502 response body: invalid character '<'":                                                     true,
+		"pull x: unexpected status from GET request to https://r.example/v2/: 503 Service Unavailable":                            true,
+		"pull x: manifest for acme/web:9 not found: manifest unknown":                                                             false,
+		"pull x: unauthorized: authentication required":                                                                           false,
+		"pull x: toomanyrequests: You have reached your pull rate limit":                                                          false,
+		"pull 127.0.0.1:500/acme/web:1: dial tcp 127.0.0.1:500: connect: connection refused":                                      false,
+	} {
+		if got := registryServerError(errors.New(msg)); got != want {
+			t.Errorf("registryServerError(%q) = %v, want %v", msg, got, want)
+		}
 	}
 }
