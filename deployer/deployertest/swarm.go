@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -109,7 +112,12 @@ func SingleNodeSwarm(t testing.TB, c *client.Client) {
 		}
 	}
 	spec := swarm.Spec{Annotations: swarm.Annotations{Labels: map[string]string{testSwarmLabel: "1"}}}
-	if _, err := c.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1", Spec: spec}); err != nil {
+	// Ports of its own rather than swarm's defaults (2377, 4789), so the swarm engines of
+	// two sandboxes (CI runs Engine 20.10's and 29's suites side by side) can both be swarms.
+	listen, dataPath := freePort(t, "tcp", "127.0.0.1"), freePort(t, "udp", "")
+	opts := client.SwarmInitOptions{ListenAddr: fmt.Sprintf("127.0.0.1:%d", listen), AdvertiseAddr: "127.0.0.1",
+		DataPathPort: uint32(dataPath), Spec: spec}
+	if _, err := c.SwarmInit(ctx, opts); err != nil {
 		t.Fatalf("swarm init: %v", err)
 	}
 	t.Cleanup(func() {
@@ -117,6 +125,33 @@ func SingleNodeSwarm(t testing.TB, c *client.Client) {
 			t.Errorf("swarm leave: %v", err)
 		}
 	})
+}
+
+// freePort returns a port on host that nothing listens on now, in the range swarm accepts for
+// its data path (1024–49151), trying a bounded number of random ones.
+func freePort(t testing.TB, network, host string) int {
+	t.Helper()
+	for range 100 {
+		port := 20000 + rand.IntN(29000)
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		var err error
+		if network == "udp" {
+			var pc net.PacketConn
+			if pc, err = net.ListenPacket(network, addr); err == nil {
+				pc.Close()
+			}
+		} else {
+			var l net.Listener
+			if l, err = net.Listen(network, addr); err == nil {
+				l.Close()
+			}
+		}
+		if err == nil {
+			return port
+		}
+	}
+	t.Fatalf("no free %s port found for the swarm", network)
+	return 0
 }
 
 // HealthyHTTPDockerfile is a busybox HTTP server answering body, healthy once it answers.
