@@ -1,12 +1,10 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,7 +17,7 @@ import (
 // timelineLength is how many deploys the page shows.
 const timelineLength = 100
 
-// page is what page.html renders.
+// page is what pageHTML writes.
 type page struct {
 	CSRF        string
 	CanDeploy   bool
@@ -35,8 +33,8 @@ type page struct {
 // filter narrows the timeline to one service and/or one outcome.
 type filter struct{ Service, Outcome string }
 
-// Outcomes lists the outcomes the filter offers.
-func (filter) Outcomes() []string {
+// outcomes lists the outcomes the filter offers.
+func (filter) outcomes() []string {
 	return []string{deployer.OutcomeDeployed, deployer.OutcomeUpToDate, deployer.OutcomeFailed,
 		deployer.OutcomeRolledBack, deployer.OutcomeRejected, deployer.OutcomeSkipped, deployer.OutcomeWouldDeploy}
 }
@@ -89,7 +87,7 @@ func (u *UI) handlePage() http.Handler {
 		}
 		p.Deploys = p.Filter.apply(records, timelineLength)
 		w.Header().Set("Cache-Control", "no-store")
-		u.render(w, http.StatusOK, "page.html", p)
+		u.render(w, http.StatusOK, pageHTML(p))
 	})
 }
 
@@ -168,28 +166,36 @@ func (u *UI) handleButton(verb string, act func(ctx context.Context, service str
 	})
 }
 
-// render executes a template into a buffer first, so a template error is a clean 500.
-func (u *UI) render(w http.ResponseWriter, status int, name string, data any) {
-	var buf bytes.Buffer
-	if err := u.pages.ExecuteTemplate(&buf, name, data); err != nil {
-		u.deps.Log.Error("status page template", "template", name, "err", err)
-		http.Error(w, "internal error; see berth's log", http.StatusInternalServerError)
-		return
-	}
+// render answers with a page pageHTML or loginHTML wrote.
+func (u *UI) render(w http.ResponseWriter, status int, page []byte) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
+	_, _ = w.Write(page)
 }
 
-// funcs are the helpers the templates format values with.
-var funcs = template.FuncMap{
-	"short": shortID,
-	"label": func(labels map[string]string, name string) string { return labels["org.opencontainers.image."+name] },
-	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"took":  func(d time.Duration) string { return d.Round(time.Millisecond).String() },
-	"state": stateOf,
-	"tone":  tone,
+// label is one of an image's org.opencontainers.image.* labels ("version", "revision", "source").
+func label(labels map[string]string, name string) string {
+	return labels["org.opencontainers.image."+name]
+}
+
+// when is a time as the page shows it: 2006-01-02 15:04:05 UTC.
+func when(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+// iso is a time for a datetime attribute.
+func iso(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// took is a duration rounded to the millisecond.
+func took(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+// firstRunes is s cut to its first n characters (what the template's printf "%.12s" did).
+func firstRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
 }
 
 // shortID is a digest or image id cut to 12 hex digits (sha256:0123456789ab), or a

@@ -168,5 +168,5 @@ func (u *UI) handleLogout() http.Handler {
 
 // renderLogin answers with the login form and status.
 func (u *UI) renderLogin(w http.ResponseWriter, status int, msg string) {
-	u.render(w, status, "login.html", map[string]string{"Message": msg})
+	u.render(w, status, loginHTML(msg))
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"embed"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -17,8 +16,9 @@ import (
 	"github.com/berth-dev/berth/deployer"
 )
 
-// assets are the page's templates, style and script, compiled into the binary: the page
-// works offline and under a Content-Security-Policy that allows nothing but berth itself.
+// assets are the page's style and script, compiled into the binary (its markup is written by
+// html.go): the page works offline and under a Content-Security-Policy that allows nothing but
+// berth itself.
 //
 //go:embed assets
 var assets embed.FS
@@ -67,22 +67,20 @@ type Deps struct {
 type UI struct {
 	deps   Deps
 	keys   sessionKeys
-	pages  *template.Template
 	static http.Handler
 	cop    *http.CrossOriginProtection
 }
 
 // New builds the page. Sessions are signed with a key drawn here, so a restart logs everyone
-// out. The templates are compiled in, so a template that does not parse is a bug its tests find.
+// out.
 func New(deps Deps) *UI {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
 	var key [32]byte
 	_, _ = rand.Read(key[:]) // crypto/rand never fails (it crashes the program instead)
-	pages := template.Must(template.New("").Funcs(funcs).ParseFS(assets, "assets/*.html"))
 	static, _ := fs.Sub(assets, "assets")
-	return &UI{deps: deps, keys: sessionKeys{key: key[:]}, pages: pages,
+	return &UI{deps: deps, keys: sessionKeys{key: key[:]},
 		static: http.StripPrefix("/ui/assets/", http.FileServerFS(static)), cop: http.NewCrossOriginProtection()}
 }
 
@@ -116,7 +114,7 @@ func (u *UI) secure(next http.Handler) http.Handler {
 	})
 }
 
-// handleAsset serves the style and the script; the templates stay private.
+// handleAsset serves the style and the script, and nothing else the folder may hold.
 func (u *UI) handleAsset() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
