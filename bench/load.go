@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -174,8 +175,9 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // inProcessAccepted drives berth's real handler and deployer (projects as berth would load
 // them) with senders goroutines posting perSender valid webhooks each, without a network. The
 // deployer's own context is cancelled, so the queued deploys end at once: this is the cost of
-// answering 202, nothing else. It returns the sorted latencies.
-func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, senders, perSender int, profilePath string) ([]time.Duration, error) {
+// answering 202, nothing else. It returns the sorted latencies and the process's CPU time
+// (user+system, all threads) from the first request to the last deploy's end.
+func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, senders, perSender int, profilePath string) ([]time.Duration, time.Duration, error) {
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	var specs []compose.Spec
@@ -189,11 +191,11 @@ func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, s
 	if profilePath != "" {
 		f, err := os.Create(profilePath)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -204,6 +206,7 @@ func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, s
 	base := time.Now().Unix()
 	var wg sync.WaitGroup
 	var bad atomic.Int64
+	cpu0 := selfCPU()
 	var firstBad atomic.Value
 	for range senders {
 		wg.Go(func() {
@@ -229,9 +232,19 @@ func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, s
 	}
 	wg.Wait()
 	_ = d.Wait(context.Background())
+	cpu := selfCPU() - cpu0
 	if n := bad.Load(); n > 0 {
-		return nil, fmt.Errorf("in-process: %d webhooks were not answered 202, the first: %v", n, firstBad.Load())
+		return nil, 0, fmt.Errorf("in-process: %d webhooks were not answered 202, the first: %v", n, firstBad.Load())
 	}
 	slices.Sort(lat)
-	return lat, nil
+	return lat, cpu, nil
+}
+
+// selfCPU is this process's CPU time so far, user and system, all threads.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

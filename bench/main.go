@@ -247,11 +247,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	// Webhook handling, through loopback against the subprocess.
+	pid := h.berth.cmd.Process.Pid
+	cpu0 := procCPU(pid)
 	rep.accepted = loadAccepted(ctx, h.berth.url, h.hubPayload, loadTag, opts.senders, opts.perSender)
+	rep.acceptedCPU = procCPU(pid) - cpu0
 	h.logf("202 latency under %d senders: p50 %.2f ms, p99 %.2f ms, statuses %v", opts.senders,
 		ms(percentile(rep.accepted.latencies, 50)), ms(percentile(rep.accepted.latencies, 99)), rep.accepted.statuses)
 	waitQueueIdle(h.berth)
-	rep.acceptedInProcess, err = inProcessAccepted(h.eng, dirs, h.hubPayload, loadTag, opts.senders, opts.perSender, opts.acceptedProfile)
+	rep.acceptedInProcess, rep.acceptedInProcessCPU, err = inProcessAccepted(h.eng, dirs, h.hubPayload, loadTag, opts.senders, opts.perSender, opts.acceptedProfile)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,8 @@ type report struct {
 	loadHWM                   int
 	accepted                  acceptedLoad
 	acceptedInProcess         []time.Duration
+	acceptedCPU               time.Duration // berth's CPU (utime+stime) while answering the loopback load
+	acceptedInProcessCPU      time.Duration // the process's CPU while answering the in-process load
 	rejected                  rejectedLoad
 	inProcess                 float64
 	imageSize                 int64
@@ -175,6 +177,14 @@ func (r *report) markdown() string {
 		r.opts.senders, r.opts.perSender, ms(percentile(lat, 50)), ms(percentile(lat, 99)), ms(percentile(lat, 100)), r.accepted.statuses, r.accepted.errors, r.accepted.took.Seconds())
 	w("| 202 latency, same load in-process (handler and deployer, no network, deploys cancelled) | p50 %.2f ms, p99 %.2f ms | |",
 		ms(percentile(r.acceptedInProcess, 50)), ms(percentile(r.acceptedInProcess, 99)))
+	if n := r.accepted.statuses[202]; n > 0 {
+		w("| berth's CPU per accepted webhook, through loopback (utime+stime of the process over the load ÷ 202s; 10 ms ticks) | %.3f ms (%s for %d) | |",
+			ms(r.acceptedCPU)/float64(n), r.acceptedCPU, n)
+	}
+	if n := len(r.acceptedInProcess); n > 0 {
+		w("| CPU per accepted webhook, in-process (getrusage over the load, senders included ÷ 202s) | %.3f ms (%s for %d) | ≤ 0.05 ms |",
+			ms(r.acceptedInProcessCPU)/float64(n), r.acceptedInProcessCPU.Round(time.Millisecond), n)
+	}
 	w("| rejected webhooks (bad secret), %d keep-alive senders for %s | %.0f req/s (statuses %v, %d errors) | ≥ 20k req/s on 2 cores |",
 		r.opts.workers, r.opts.rejectFor, r.rejected.perSecond(), r.rejected.statuses, r.rejected.errors)
 	w("| rejected webhooks, handler in-process (no network, no log output), all cores | %.0f req/s | |", r.inProcess)
