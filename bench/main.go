@@ -195,7 +195,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		dir, tag := h.phantomProject()
 		dirs, loadTag = append(dirs, dir), tag
 	}
-	h.berth, err = startBerth(ctx, h.berthBin, h.work, dirs)
+	// With a STATE_DIR, as users run it: accepted pushes and the deploy journal are synced to
+	// disk, and the deploy records say where berth's time went.
+	stateDir := filepath.Join(h.work, "state")
+	h.berth, err = startBerth(ctx, h.berthBin, h.work, dirs, "STATE_DIR="+stateDir)
 	if err != nil {
 		return err
 	}
@@ -240,6 +243,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		rep.deployHWM = h.berth.status("VmHWM")
 		h.logf("RSS high-water mark after the deploys: %d KiB", rep.deployHWM)
+		if rep.own, err = ownTimes(stateDir); err != nil {
+			return fmt.Errorf("berth's deploy records: %w", err)
+		}
 		rep.floor, err = engineFloor(ctx, h, projects[0])
 		if err != nil {
 			return err

@@ -37,7 +37,8 @@ type report struct {
 	imageSize                 int64
 	imageErr                  string
 	floor                     map[string][]time.Duration
-	watchtowerWhy             string // why the Watchtower fork was not measured
+	own                       map[string][]sample // by order, from berth's records: span, engine part, own part
+	watchtowerWhy             string              // why the Watchtower fork was not measured
 	watchtowerRSS             int
 	watchtowerAnon            int
 }
