@@ -95,24 +95,28 @@ func (r *report) floorLine(w func(string, ...any)) {
 		if len(o) == 0 {
 			continue
 		}
-		span, engine, own := field(o, func(s sample) float64 { return ms(s.latency) }), field(o, func(s sample) float64 { return ms(s.trigger) }), field(o, func(s sample) float64 { return ms(s.gap) })
+		span := field(o, func(d deploySplit) float64 { return ms(d.span) })
+		engine := field(o, func(d deploySplit) float64 { return ms(d.engine) })
+		own := field(o, func(d deploySplit) float64 { return ms(d.span - d.engine) })
 		w("berth %s, from its own deploy records (%d deploys, every image size): deploy start → replacement started %.0f ms, of which its engine calls %.0f ms and berth's own work between them %.1f ms (%.1f–%.1f), **%.1f %% above its engine calls** (target ≤ +10 %%).",
 			order, len(o), span.med, engine.med, own.med, own.lo, own.hi, own.med/engine.med*100)
 		w("")
 	}
 }
 
+// deploySplit is one deploy's path to its replacement (deploy start → the step before the
+// health check ended) and the part of it spent in engine calls; the rest is berth's own work.
+type deploySplit struct{ span, engine time.Duration }
+
 // ownTimes reads berth's deploy records (STATE_DIR/deploys.jsonl) and splits each deployed
-// one's path to its replacement (the steps before the health check) into the engine's calls
-// and berth's own work between them, by order. In each sample, latency is the whole span,
-// trigger the engine's part, gap berth's own.
-func ownTimes(stateDir string) (map[string][]sample, error) {
+// one's path to its replacement into the engine's calls and berth's own work, by order.
+func ownTimes(stateDir string) (map[string][]deploySplit, error) {
 	f, err := os.Open(filepath.Join(stateDir, "deploys.jsonl"))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	out := map[string][]sample{}
+	out := map[string][]deploySplit{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -135,7 +139,7 @@ func ownTimes(stateDir string) (map[string][]sample, error) {
 		}
 		last := path[len(path)-1]
 		span := last.At.Add(last.Took).Sub(rec.Started)
-		out[order] = append(out[order], sample{latency: span, trigger: engine, gap: span - engine})
+		out[order] = append(out[order], deploySplit{span: span, engine: engine})
 	}
 	return out, sc.Err()
 }

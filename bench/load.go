@@ -206,8 +206,8 @@ func inProcessAccepted(eng *client.Client, dirs []string, payload, tag string, s
 	base := time.Now().Unix()
 	var wg sync.WaitGroup
 	var bad atomic.Int64
-	cpu0 := selfCPU()
 	var firstBad atomic.Value
+	cpu0 := selfCPU()
 	for range senders {
 		wg.Go(func() {
 			for range perSender {

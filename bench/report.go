@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -37,8 +38,8 @@ type report struct {
 	imageSize                 int64
 	imageErr                  string
 	floor                     map[string][]time.Duration
-	own                       map[string][]sample // by order, from berth's records: span, engine part, own part
-	watchtowerWhy             string              // why the Watchtower fork was not measured
+	own                       map[string][]deploySplit // by order, from berth's deploy records
+	watchtowerWhy             string                   // why the Watchtower fork was not measured
 	watchtowerRSS             int
 	watchtowerAnon            int
 }
@@ -72,7 +73,7 @@ func statOf(v []float64) stat {
 
 func (s stat) String() string { return fmt.Sprintf("%.0f (%.0f–%.0f)", s.med, s.lo, s.hi) }
 
-func field(samples []sample, f func(sample) float64) stat {
+func field[T any](samples []T, f func(T) float64) stat {
 	var v []float64
 	for _, s := range samples {
 		v = append(v, f(s))
@@ -178,7 +179,7 @@ func (r *report) markdown() string {
 		r.opts.senders, r.opts.perSender, ms(percentile(lat, 50)), ms(percentile(lat, 99)), ms(percentile(lat, 100)), r.accepted.statuses, r.accepted.errors, r.accepted.took.Seconds())
 	w("| 202 latency, same load in-process (handler and deployer, no network, deploys cancelled) | p50 %.2f ms, p99 %.2f ms | |",
 		ms(percentile(r.acceptedInProcess, 50)), ms(percentile(r.acceptedInProcess, 99)))
-	if n := r.accepted.statuses[202]; n > 0 {
+	if n := r.accepted.statuses[http.StatusAccepted]; n > 0 {
 		w("| berth's CPU per accepted webhook, through loopback (utime+stime of the process over the load ÷ 202s; 10 ms ticks) | %.3f ms (%s for %d) | |",
 			ms(r.acceptedCPU)/float64(n), r.acceptedCPU, n)
 	}
