@@ -84,7 +84,8 @@ func printStatus(stdout io.Writer, services []deployer.ServiceStatus) error {
 // printWatch writes a line per watched service: its last check and why a new digest waits.
 func printWatch(stdout io.Writer, services []deployer.ServiceStatus) {
 	short := func(d string) string {
-		return cmp.Or(strings.TrimPrefix(d, "sha256:")[:min(12, len(strings.TrimPrefix(d, "sha256:")))], "-")
+		d = strings.TrimPrefix(d, "sha256:")
+		return cmp.Or(d[:min(12, len(d))], "-")
 	}
 	for _, s := range services {
 		w, key := s.Watch, s.Project+"/"+s.Service
