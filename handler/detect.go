@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // expected is what an unrecognised caller is told berth understands.
@@ -39,13 +40,8 @@ func newSources(cfg Config) sources {
 // that set no header of their own are told apart by the shape of the body.
 func (s sources) detect(r *http.Request, body []byte) (source, error) {
 	h := r.Header
-	switch {
-	case h.Get("X-Gitea-Event") != "" || h.Get("X-Forgejo-Event") != "":
-		return s.gitea, nil
-	case h.Get("X-GitHub-Event") != "":
-		return s.ghcr, nil
-	case h.Get("Webhook-Id") != "" || h.Get("Webhook-Signature") != "" || h.Get("Webhook-Timestamp") != "":
-		return s.standard, nil
+	if src := s.signer(h); src != nil {
+		return src, nil
 	}
 	ct, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
 	switch strings.ToLower(ct) {
@@ -75,6 +71,36 @@ func (s sources) detect(r *http.Request, body []byte) (source, error) {
 		return s.dockerHub, nil
 	}
 	return nil, badRequest("unrecognised webhook: no sender header and no known body shape; %s", expected)
+}
+
+// signer is the kind that signs its body which h says sent the request, or nil. These kinds
+// are the ones that set headers of their own.
+func (s sources) signer(h http.Header) source {
+	switch {
+	case h.Get("X-Gitea-Event") != "" || h.Get("X-Forgejo-Event") != "":
+		return s.gitea
+	case h.Get("X-GitHub-Event") != "":
+		return s.ghcr
+	case h.Get("Webhook-Id") != "" || h.Get("Webhook-Signature") != "" || h.Get("Webhook-Timestamp") != "":
+		return s.standard
+	}
+	return nil
+}
+
+// mayAdmit reports whether r could pass its sender's credential check, judged before its body
+// is read: a kind that signs the body can only be checked against it, so its headers are
+// enough; every other kind's credential (URL secret, Authorization) is checked as it will be.
+// False means r is certain to fail, whatever its body says.
+func (s sources) mayAdmit(r *http.Request) bool {
+	if s.signer(r.Header) != nil {
+		return true
+	}
+	for _, src := range []source{s.dockerHub, s.quay, s.distribution, s.harbor} {
+		if src.authenticate(r, nil, time.Time{}) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }

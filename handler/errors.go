@@ -42,14 +42,23 @@ func writeError(w http.ResponseWriter, log *slog.Logger, event string, err error
 	if errors.As(err, &later) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(ceilSecond(later.retryAfter()).Seconds())))
 	}
-	body := map[string]any{"error": publicMessage(err, status)}
+	msg := publicMessage(err, status)
 	var more interface{ answerFields() map[string]any }
 	if status < 500 && status != http.StatusUnauthorized && errors.As(err, &more) {
+		body := map[string]any{"error": msg}
 		for k, v := range more.answerFields() {
 			body[k] = v
 		}
+		writeJSON(w, status, body)
+		return
 	}
-	writeJSON(w, status, body)
+	// A struct, not a map: the refusals a flood gets are answered by the thousand.
+	writeJSON(w, status, errorAnswer{msg})
+}
+
+// errorAnswer is the body of an error answer with nothing more to say than its message.
+type errorAnswer struct {
+	Error string `json:"error"`
 }
 
 // logLevel is error for berth's own failures and warn for the caller's. A rate-limited

@@ -95,16 +95,20 @@ func (e busyError) Error() string {
 //
 //  1. the client address from TrustedProxies' ProxyHeader (it replaces RemoteAddr, so every
 //     log line names the real client);
-//  2. a pending place: an address may have PendingPerClient requests not yet authenticated,
+//  2. an address rate-limited for failing too often is answered 429 at once, its body unread,
+//     when hopeless(r) says no credential it carries could pass: reading and parsing the body
+//     is most of what a flood costs, and such a request fails whatever its body says. One that
+//     could pass goes on, because a genuine sender may share the flooded address;
+//  3. a pending place: an address may have PendingPerClient requests not yet authenticated,
 //     everyone together MaxPending;
-//  3. the body, read whole under BodyTimeout, so a slow sender holds only its own pending
+//  4. the body, read whole under BodyTimeout, so a slow sender holds only its own pending
 //     place and never a slot;
-//  4. the route checks the credential and calls admit: a valid one leaves the pending place
+//  5. the route checks the credential and calls admit: a valid one leaves the pending place
 //     for one of the MaxConcurrent slots and is never throttled; a failed one takes a token
 //     from its address and is answered 429 once the address has none left.
 //
 // GET /healthz skips all of it: it never waits behind webhooks.
-func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
+func protect(next http.Handler, lim Limits, hopeless func(*http.Request) bool, log *slog.Logger) http.Handler {
 	lim = lim.withDefaults()
 	g := &guard{
 		lim:      lim,
@@ -135,6 +139,10 @@ func protect(next http.Handler, lim Limits, log *slog.Logger) http.Handler {
 		}
 		a := &admission{guard: g, key: limiterKey(client)}
 		a.attrs = append(attrs, "limiter_key", a.key)
+		if wait := g.failures.wait(a.key, lim.Now()); wait > 0 && hopeless(r) {
+			writeError(w, log, limitsRefused, rateLimitedError{wait}, a.attrs...)
+			return
+		}
 		if ok, perClient := g.pending.acquire(a.key); !ok {
 			writeError(w, log, limitsRefused, busyError{perClient}, a.attrs...)
 			return

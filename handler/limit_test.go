@@ -193,7 +193,10 @@ func TestFloodIsLimitedValidSendersAreNot(t *testing.T) {
 	if n := len(d.requests()); n != valid {
 		t.Errorf("%d deploys requested, want %d", n, valid)
 	}
-	limited, unauthorized := refusals(logs.String(), webhookRefused, http.StatusTooManyRequests), refusals(logs.String(), webhookRefused, http.StatusUnauthorized)
+	// A 429 is logged by the route once the body was read, or by the limits before it when the
+	// request carried no credential that could pass (TestLimitedAddressIsRefusedUnread).
+	limited := refusals(logs.String(), webhookRefused, http.StatusTooManyRequests) + refusals(logs.String(), limitsRefused, http.StatusTooManyRequests)
+	unauthorized := refusals(logs.String(), webhookRefused, http.StatusUnauthorized)
 	if limited != count[http.StatusTooManyRequests] || unauthorized != count[http.StatusUnauthorized] {
 		t.Errorf("refusals logged (%d rate-limited, %d unauthorized) disagree with the answers %v", limited, unauthorized, count)
 	}
@@ -361,4 +364,103 @@ func refusals(logs, event string, status int) int {
 		}
 	}
 	return n
+}
+
+// readTracker is a request body that remembers whether anything read it.
+type readTracker struct {
+	r    io.Reader
+	read bool
+}
+
+func (b *readTracker) Read(p []byte) (int, error) { b.read = true; return b.r.Read(p) }
+
+// TestLimitedAddressIsRefusedUnread: once an address is rate-limited, a webhook from it that no
+// credential check could pass is answered 429 before its body is read (a flood then costs
+// berth almost nothing), while every genuine delivery from that address, of every sender kind,
+// is still read, checked and accepted, and a signed one with a bad signature is read and then
+// refused as before.
+func TestLimitedAddressIsRefusedUnread(t *testing.T) {
+	d := &recordingDeployer{}
+	var logs deployertest.Log
+	cfg := fullConfig()
+	cfg.Limits = Limits{AuthBurst: 2, AuthRefill: time.Hour}
+	h := NewServer(cfg, d, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	post := func(query string, header http.Header, body []byte) (int, *readTracker, *httptest.ResponseRecorder) {
+		t.Helper()
+		tr := &readTracker{r: strings.NewReader(string(body))}
+		r := httptest.NewRequest(http.MethodPost, "/webhook"+query, tr)
+		r.RemoteAddr = "192.0.2.9:4000"
+		for k, vs := range header {
+			r.Header[k] = vs
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, tr, w
+	}
+	dhBody := fixture(t, "dockerhub-push.json")
+	for i := range 2 {
+		if code, tr, _ := post("?secret=guess", nil, dhBody); code != http.StatusUnauthorized || !tr.read {
+			t.Fatalf("failure %d: %d (body read %v), want 401 after reading it", i+1, code, tr.read)
+		}
+	}
+
+	distH := fixtureHeaders(t, "distribution-push.headers.txt")
+	harborH := fixtureHeaders(t, "harbor-push.headers.txt")
+	ghH := fixtureHeaders(t, "ghcr-package-published.headers.txt")
+	hopeless := []struct {
+		name   string
+		query  string
+		header http.Header
+		body   []byte
+	}{
+		{"wrong URL secret", "?secret=guess", nil, dhBody},
+		{"no credential at all", "", nil, dhBody},
+		{"the Quay secret's neighbour", "?secret=" + quayURL + "x", nil, fixture(t, "quay-push.json")},
+		{"wrong bearer token", "", with(distH, "Authorization", "Bearer nope"), fixture(t, "distribution-push.json")},
+		{"wrong Harbor header", "", with(harborH, "Authorization", "Basic nope"), fixture(t, "harbor-push.json")},
+		{"not even JSON", "?secret=guess", nil, []byte("<html>")},
+	}
+	for _, tc := range hopeless {
+		code, tr, w := post(tc.query, tc.header, tc.body)
+		if code != http.StatusTooManyRequests || tr.read || w.Header().Get("Retry-After") == "" {
+			t.Errorf("%s from the limited address: %d, body read %v, Retry-After %q; want 429 unread with Retry-After",
+				tc.name, code, tr.read, w.Header().Get("Retry-After"))
+		}
+	}
+	if n := refusals(logs.String(), limitsRefused, http.StatusTooManyRequests); n != len(hopeless) {
+		t.Errorf("%d early refusals logged, want %d", n, len(hopeless))
+	}
+
+	genuine := []struct {
+		name   string
+		query  string
+		header http.Header
+		body   []byte
+	}{
+		{"dockerhub", "?secret=" + dockerHubURL, nil, dhBody},
+		{"quay", "?secret=" + quayURL, fixtureHeaders(t, "quay-push.headers.txt"), fixture(t, "quay-push.json")},
+		{"distribution", "", distH, fixture(t, "distribution-push.json")},
+		{"harbor", "", harborH, fixture(t, "harbor-push.json")},
+		{"ghcr", "", ghH, fixture(t, "ghcr-package-published.json")},
+		{"gitea", "", fixtureHeaders(t, "gitea-package-created.headers.txt"), fixture(t, "gitea-package-created.json")},
+		{"standard webhooks", "", fixtureHeaders(t, "standard-webhooks.headers.txt"), fixture(t, "standard-webhooks.json")},
+	}
+	for _, tc := range genuine {
+		if code, tr, w := post(tc.query, tc.header, tc.body); code != http.StatusAccepted || !tr.read {
+			t.Errorf("genuine %s from the limited address: %d %s (body read %v), want 202", tc.name, code, w.Body, tr.read)
+		}
+	}
+
+	// A signed kind can only be judged with its body: read, then refused by the limit as before.
+	bad := with(ghH, "X-Hub-Signature-256", "sha256="+strings.Repeat("0", 64))
+	if code, tr, _ := post("", bad, fixture(t, "ghcr-package-published.json")); code != http.StatusTooManyRequests || !tr.read {
+		t.Errorf("bad signature from the limited address: %d (body read %v), want 429 after reading it", code, tr.read)
+	}
+	// Another address is not limited.
+	r := httptest.NewRequest(http.MethodPost, "/webhook?secret=guess", strings.NewReader(string(dhBody)))
+	r.RemoteAddr = "192.0.2.10:4000"
+	w := httptest.NewRecorder()
+	if h.ServeHTTP(w, r); w.Code != http.StatusUnauthorized {
+		t.Errorf("wrong secret from another address: %d, want 401", w.Code)
+	}
 }

@@ -95,7 +95,11 @@ const bodyIDWindow = 2 * time.Minute
 func NewServer(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg, d, log)
-	return protect(mux, cfg.Limits, log)
+	srcs := newSources(cfg)
+	hopeless := func(r *http.Request) bool {
+		return r.Method == http.MethodPost && r.URL.Path == "/webhook" && !srcs.mayAdmit(r)
+	}
+	return protect(mux, cfg.Limits, hopeless, log)
 }
 
 // webhookResult is the JSON answer to a webhook that passed authentication.
