@@ -37,7 +37,9 @@ type Limits struct {
 	// BodyTimeout bounds the reading of a request's body, which happens before the request
 	// is authenticated or takes a slot; 5s when 0.
 	BodyTimeout time.Duration
-	// PendingPerClient bounds one address's requests not yet authenticated; 8 when 0.
+	// PendingPerClient bounds one address's requests not yet authenticated; 8 when 0. One
+	// past it waits up to QueueWait for a place of its address (at most 4×PendingPerClient
+	// wait), so a registry's burst from its few addresses is answered late, not refused.
 	PendingPerClient int
 	// MaxPending bounds the requests not yet authenticated, all addresses together;
 	// 16×MaxConcurrent when 0.
@@ -99,8 +101,9 @@ func (e busyError) Error() string {
 //     when hopeless(r) says no credential it carries could pass: reading and parsing the body
 //     is most of what a flood costs, and such a request fails whatever its body says. One that
 //     could pass goes on, because a genuine sender may share the flooded address;
-//  3. a pending place: an address may have PendingPerClient requests not yet authenticated,
-//     everyone together MaxPending;
+//  3. a pending place: an address may have PendingPerClient requests not yet authenticated
+//     (one more waits up to QueueWait for a place of its address), everyone together
+//     MaxPending;
 //  4. the body, read whole under BodyTimeout, so a slow sender holds only its own pending
 //     place and never a slot;
 //  5. the route checks the credential and calls admit: a valid one leaves the pending place
@@ -113,7 +116,7 @@ func protect(next http.Handler, lim Limits, hopeless func(*http.Request) bool, l
 	g := &guard{
 		lim:      lim,
 		failures: &failureLimiter{burst: float64(lim.AuthBurst), refill: lim.AuthRefill, max: lim.MaxTracked, buckets: map[netip.Addr]*bucket{}},
-		pending:  newPending(lim.PendingPerClient, lim.MaxPending),
+		pending:  newPending(lim.PendingPerClient, lim.MaxPending, lim.QueueWait),
 		slots:    newConcurrency(lim.MaxConcurrent, lim.QueueWait),
 		streams:  make(chan struct{}, maxStreams(lim.MaxConcurrent)),
 		log:      log,
@@ -143,7 +146,7 @@ func protect(next http.Handler, lim Limits, hopeless func(*http.Request) bool, l
 			writeError(w, log, limitsRefused, rateLimitedError{wait}, a.attrs...)
 			return
 		}
-		if ok, perClient := g.pending.acquire(a.key); !ok {
+		if ok, perClient := g.pending.acquire(r.Context(), a.key); !ok {
 			writeError(w, log, limitsRefused, busyError{perClient}, a.attrs...)
 			return
 		}
@@ -374,40 +377,107 @@ func (l *failureLimiter) makeRoom(now time.Time) {
 	}
 }
 
-// pending counts the requests not yet authenticated, per address and in total.
+// pending counts the requests not yet authenticated, per address and in total. A request past
+// its address's bound waits for one of that address's places, up to wait: registries deliver
+// many customers' webhooks from a few addresses, and a burst of genuine deliveries must be
+// answered a little later, not refused (Docker Hub never retries). Bounds stay hard: at most
+// waitersPerPlace×perClient wait per address, and past the total bound refusal is immediate.
 type pending struct {
 	mu        sync.Mutex
 	perClient int
 	total     int
+	wait      time.Duration
 	count     int
-	inflight  map[netip.Addr]int
+	clients   map[netip.Addr]*clientPending
 }
 
-func newPending(perClient, total int) *pending {
-	return &pending{perClient: perClient, total: total, inflight: map[netip.Addr]int{}}
+// waitersPerPlace bounds how many requests of one address may wait per pending place it has.
+const waitersPerPlace = 4
+
+// clientPending is one address's share of pending: places held, requests waiting for one, and
+// the channel closed (then dropped) when one of its places frees up.
+type clientPending struct {
+	held, waiting int
+	freed         chan struct{}
 }
 
-// acquire takes a place for key; perClient tells which bound refused it.
-func (p *pending) acquire(key netip.Addr) (ok, perClient bool) {
+func newPending(perClient, total int, wait time.Duration) *pending {
+	return &pending{perClient: perClient, total: total, wait: wait, clients: map[netip.Addr]*clientPending{}}
+}
+
+// acquire takes a place for key, waiting for one of key's own places when it holds its bound;
+// perClient tells which bound refused it.
+func (p *pending) acquire(ctx context.Context, key netip.Addr) (ok, perClient bool) {
+	var expired <-chan time.Time
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch {
-	case p.inflight[key] >= p.perClient:
-		return false, true
-	case p.count >= p.total:
-		return false, false
+	for {
+		c := p.clients[key]
+		if c == nil {
+			c = &clientPending{}
+			p.clients[key] = c
+		}
+		if c.held < p.perClient {
+			if p.count >= p.total {
+				p.forget(key, c)
+				return false, false
+			}
+			c.held++
+			p.count++
+			return true, false
+		}
+		if c.waiting >= waitersPerPlace*p.perClient {
+			return false, true
+		}
+		if c.freed == nil {
+			c.freed = make(chan struct{})
+		}
+		freed := c.freed
+		if expired == nil {
+			t := time.NewTimer(p.wait)
+			defer t.Stop()
+			expired = t.C
+		}
+		c.waiting++
+		p.mu.Unlock()
+		gaveUp := false
+		select {
+		case <-freed:
+		case <-expired:
+			gaveUp = true
+		case <-ctx.Done():
+			gaveUp = true
+		}
+		p.mu.Lock()
+		c.waiting--
+		if gaveUp {
+			p.forget(key, c)
+			return false, true
+		}
 	}
-	p.inflight[key]++
-	p.count++
-	return true, false
 }
 
 func (p *pending) release(key netip.Addr) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	c := p.clients[key]
+	if c == nil {
+		return
+	}
 	p.count--
-	if p.inflight[key]--; p.inflight[key] <= 0 {
-		delete(p.inflight, key)
+	c.held--
+	if c.freed != nil {
+		close(c.freed) // every waiter looks again; one of them takes the place
+		c.freed = nil
+	}
+	p.forget(key, c)
+}
+
+// forget drops key's entry once it holds and awaits nothing, so the table stays as small as
+// what is pending.
+func (p *pending) forget(key netip.Addr, c *clientPending) {
+	if c.held <= 0 && c.waiting == 0 {
+		delete(p.clients, key)
 	}
 }
 

@@ -1,8 +1,10 @@
 package handler
 
 import (
+	"bufio"
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -339,19 +341,132 @@ func TestConcurrencyQueue(t *testing.T) {
 		t.Error("a waiter whose request ended got a slot")
 	}
 
-	p := newPending(2, 3)
+	p := newPending(2, 3, time.Millisecond)
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	for _, step := range []struct {
 		key           netip.Addr
 		ok, perClient bool
 	}{{a, true, false}, {a, true, false}, {a, false, true}, {b, true, false}, {b, false, false}} {
-		if ok, per := p.acquire(step.key); ok != step.ok || per != step.perClient {
+		if ok, per := p.acquire(ctx, step.key); ok != step.ok || per != step.perClient {
 			t.Errorf("pending.acquire(%s) = %v, %v; want %v, %v", step.key, ok, per, step.ok, step.perClient)
 		}
 	}
 	p.release(a)
-	if ok, _ := p.acquire(b); !ok {
+	if ok, _ := p.acquire(ctx, b); !ok {
 		t.Error("a released pending place was not free again")
+	}
+}
+
+// TestPendingWaitsForItsAddress: a request past its address's pending bound waits for one of
+// that address's places and gets it when one is released; at most 4 per place wait, the rest
+// are refused at once; a waiter whose time or request ends is refused; nothing is left behind.
+func TestPendingWaitsForItsAddress(t *testing.T) {
+	ctx := context.Background()
+	a := netip.MustParseAddr("192.0.2.1")
+	p := newPending(1, 100, time.Hour)
+	if ok, _ := p.acquire(ctx, a); !ok {
+		t.Fatal("a free place was refused")
+	}
+	got := make(chan bool, waitersPerPlace)
+	for range waitersPerPlace {
+		go func() {
+			ok, _ := p.acquire(ctx, a)
+			got <- ok
+		}()
+	}
+	waiting := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if c := p.clients[a]; c != nil {
+			return c.waiting
+		}
+		return 0
+	}
+	for i := 0; waiting() < waitersPerPlace; i++ {
+		if i == 10000 {
+			t.Fatalf("%d of %d requests waiting", waiting(), waitersPerPlace)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if ok, per := p.acquire(ctx, a); ok || !per {
+		t.Errorf("a request past the waiters' bound: %v, %v; want refused at once for its address", ok, per)
+	}
+	for i := range waitersPerPlace {
+		p.release(a)
+		if !<-got {
+			t.Errorf("waiter %d was refused after a place was released", i+1)
+		}
+	}
+	p.release(a)
+	if len(p.clients) != 0 || p.count != 0 {
+		t.Errorf("after every release: %d addresses, %d places still counted", len(p.clients), p.count)
+	}
+
+	short := newPending(1, 100, time.Millisecond)
+	short.acquire(ctx, a)
+	if ok, per := short.acquire(ctx, a); ok || !per {
+		t.Errorf("a waiter nobody released a place for: %v, %v; want refused", ok, per)
+	}
+	short.wait = time.Hour
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if ok, _ := short.acquire(gone, a); ok {
+		t.Error("a waiter whose request ended got a place")
+	}
+	short.release(a)
+	if len(short.clients) != 0 {
+		t.Errorf("%d addresses left in the table", len(short.clients))
+	}
+}
+
+// TestBurstFromOneAddressIsAnsweredNotRefused: genuine deliveries from one address, more at
+// once than it may have unauthenticated (a registry delivers many customers' webhooks from one
+// address), are all accepted: the ones past the bound wait for a place instead of a 503.
+func TestBurstFromOneAddressIsAnsweredNotRefused(t *testing.T) {
+	d := &recordingDeployer{}
+	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{PendingPerClient: 2}}
+	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	body := string(fixture(t, "dockerhub-push.json"))
+	const burst = 8
+	// Each delivery sends its headers and half its body, and the rest only once every one has
+	// started, so that they overlap: until then each holds, or waits for, a pending place of
+	// 127.0.0.5. (The pause only makes the overlap likely; nothing here is timed.)
+	type started struct {
+		c    net.Conn
+		rest string
+	}
+	var all []started
+	for i := range burst {
+		b := strings.Replace(body, `"tag": "1.4.2"`, `"tag": "1.4.`+strconv.Itoa(200+i)+`"`, 1)
+		c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}}).Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /webhook?secret=%s HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			dockerHubURL, len(b), b[:len(b)/2])
+		all = append(all, started{c, b[len(b)/2:]})
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, s := range all {
+		if _, err := io.WriteString(s.c, s.rest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range all {
+		resp, err := http.ReadResponse(bufio.NewReader(s.c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Errorf("delivery %d of the burst: %s %s", i+1, resp.Status, msg)
+		}
+	}
+	if n := len(d.requests()); n != burst {
+		t.Errorf("%d deploys requested, want %d", n, burst)
 	}
 }
 
