@@ -262,9 +262,8 @@ func (d *Deployer) match(ctx context.Context, req Request) (Ticket, []job, error
 		return Ticket{}, nil, err
 	}
 	for _, sp := range services {
-		p, name := sp.project, sp.service
-		ref, err := registry.ParseRef(p.Services[name].Image)
-		if err != nil || !registry.TracksTag(ref, pushed) {
+		p, name, ref := sp.project, sp.service, sp.ref
+		if !registry.TracksTag(ref, pushed) {
 			continue
 		}
 		if why := d.selects(p.Services[name].Labels); why != "" {

@@ -57,10 +57,11 @@ type indexedProject struct {
 	files   filestamp.Set
 }
 
-// route is one service of an indexed project.
+// route is one service of an indexed project, with its image reference parsed once.
 type route struct {
 	project int // in snapshot.projects
 	service string
+	ref     registry.Ref
 }
 
 // routed is a service whose image a push names, with its project.
@@ -68,6 +69,7 @@ type routed struct {
 	spec    compose.Spec
 	project *types.Project
 	service string
+	ref     registry.Ref // the service's image
 }
 
 // eventsEngine is the engine call that tells the index compose containers came or went; an
@@ -107,7 +109,7 @@ func (d *Deployer) routesFor(ctx context.Context, pushed registry.Ref, onLoadErr
 	out := make([]routed, 0, len(snap.routes[key]))
 	for _, r := range snap.routes[key] {
 		ip := snap.projects[r.project]
-		out = append(out, routed{spec: ip.spec, project: ip.project, service: r.service})
+		out = append(out, routed{spec: ip.spec, project: ip.project, service: r.service, ref: r.ref})
 	}
 	return out, nil
 }
@@ -245,7 +247,7 @@ func (d *Deployer) indexRoutes(projects []indexedProject) map[string][]route {
 				continue
 			}
 			k := ref.Name + ":" + ref.Tag
-			routes[k] = append(routes[k], route{project: i, service: name})
+			routes[k] = append(routes[k], route{project: i, service: name, ref: ref})
 		}
 	}
 	return routes
