@@ -51,29 +51,48 @@ func (r Ref) String() string {
 	return s
 }
 
-// Familiar is the short form people write: acme/web:1, busybox:1.
+// Familiar is the short form people write: acme/web:1, busybox:1. It is worked out from Name's
+// parts without parsing again: a push's match asks for it, and a parse is a regexp run.
 func (r Ref) Familiar() string {
-	named, err := reference.ParseNormalizedNamed(r.String())
-	if err != nil {
-		return r.String()
+	host, path := r.split()
+	name := r.Name
+	if host == defaultHost {
+		name = path
+		if rest, ok := strings.CutPrefix(path, "library/"); ok && !strings.Contains(rest, "/") {
+			name = rest
+		}
 	}
-	return reference.FamiliarString(named)
+	return Ref{Name: name, Tag: r.Tag, Digest: r.Digest}.String()
 }
 
 // Namespace is the path part before the repository's last element, without the registry host:
 // "acme" for docker.io/acme/web, "library" for docker.io/library/busybox.
 func (r Ref) Namespace() string {
-	path := reference.Path(mustNamed(r.Name))
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			return path[:i]
-		}
+	_, path := r.split()
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		return path[:i]
 	}
 	return ""
 }
 
 // Host is the registry host of the reference: docker.io for Docker Hub images.
-func (r Ref) Host() string { return reference.Domain(mustNamed(r.Name)) }
+func (r Ref) Host() string {
+	host, _ := r.split()
+	return host
+}
+
+// defaultHost is the host a normalized Docker Hub name carries.
+const defaultHost = "docker.io"
+
+// split is Name's registry host and path. A normalized name always has both ("docker.io/
+// library/busybox"); a Name that was not made by a parse is parsed here.
+func (r Ref) split() (host, path string) {
+	if host, path, ok := strings.Cut(r.Name, "/"); ok {
+		return host, path
+	}
+	n := mustNamed(r.Name)
+	return reference.Domain(n), reference.Path(n)
+}
 
 func mustNamed(name string) reference.Named {
 	n, err := reference.ParseNormalizedNamed(name)

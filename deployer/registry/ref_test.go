@@ -1,6 +1,11 @@
 package registry
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/distribution/reference"
+)
 
 func TestParseRef(t *testing.T) {
 	tests := []struct {
@@ -24,6 +29,46 @@ func TestParseRef(t *testing.T) {
 	}
 	if _, err := ParseRef("Not A Ref"); err == nil {
 		t.Error("ParseRef accepted an invalid reference")
+	}
+}
+
+// TestRefPartsAgreeWithTheParser: Familiar, Host and Namespace, worked out from the normalized
+// name's parts, say what distribution/reference says of the same reference.
+func TestRefPartsAgreeWithTheParser(t *testing.T) {
+	digest := "sha256:" + sixtyFourHex
+	for _, in := range []string{
+		"busybox", "busybox:1", "library/busybox:1", "docker.io/library/busybox", "index.docker.io/library/busybox:1",
+		"acme/web", "acme/web:1.4.2", "docker.io/acme/web", "acme/web@" + digest, "acme/web:1@" + digest,
+		"acme/team/web:1", "docker.io/library/team/web:1", "library/team/web",
+		"ghcr.io/acme/web:1", "ghcr.io/acme/team/web", "ghcr.io/library/web:2", "127.0.0.1:5000/acme/web:2",
+		"localhost/web", "localhost:5000/library/web:1", "registry.example.com:8443/a/b/c/d:tag",
+		"quay.io/web", "example.com/web@" + digest,
+	} {
+		r, err := ParseRef(in)
+		if err != nil {
+			t.Fatalf("ParseRef(%q): %v", in, err)
+		}
+		named, err := reference.ParseNormalizedNamed(r.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := reference.Path(named)
+		ns := ""
+		if i := strings.LastIndex(path, "/"); i >= 0 {
+			ns = path[:i]
+		}
+		if got, want := r.Familiar(), reference.FamiliarString(named); got != want {
+			t.Errorf("%q: Familiar %q, the parser says %q", in, got, want)
+		}
+		if got, want := r.Host(), reference.Domain(named); got != want {
+			t.Errorf("%q: Host %q, the parser says %q", in, got, want)
+		}
+		if got := r.Namespace(); got != ns {
+			t.Errorf("%q: Namespace %q, the parser's path says %q", in, got, ns)
+		}
+	}
+	if got := (Ref{Name: "docker.io/acme/web"}).Familiar(); got != "acme/web" {
+		t.Errorf("a name without tag: Familiar %q, want acme/web", got)
 	}
 }
 
