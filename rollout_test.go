@@ -219,7 +219,7 @@ func TestRolloutOrdersThroughAProxy(t *testing.T) {
 			done := make(chan result, 1)
 			go func() {
 				r := result{bodies: map[string]int{}}
-				// Longer than the proxy's four tries (each at most a 300 ms connect and 1 s for headers).
+				// Longer than the proxy's retries (3 s, the last try at most 1 s more for headers).
 				c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 				for i := 0; i < 30000; i++ { // 30000 × ≥5 ms bounds the loop
 					select {

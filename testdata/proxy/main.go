@@ -2,11 +2,12 @@
 // a compose network and forwards every request to UPSTREAM, dialing and resolving the service
 // name anew for each one, as a proxy that follows the engine's DNS does. Like nginx's
 // proxy_next_upstream or Traefik's retry, it tries a GET that got no answer again, on a fresh
-// connection, up to four times in all: the engine's DNS may still name a container for several
-// hundred milliseconds after it left the network (seen here: two connects 300 ms apart both went
-// to the departed address), and a connect to that address never completes; a request already
-// sent to the old container when it left the network never gets its answer (seen once in ~100
-// under load), so a try waits at most 1 s for the response headers.
+// connection, for up to 3 s (at most 10 tries): the engine's DNS may still name a container for
+// several hundred milliseconds after it left the network, over a second on a loaded machine
+// (CI saw four connects 300 ms apart all go to the departed address), and a connect to that
+// address never completes; a request already sent to the old container when it left the
+// network never gets its answer (seen once in ~100 under load), so a try waits at most 1 s for
+// the response headers.
 package main
 
 import (
@@ -19,12 +20,14 @@ import (
 	"time"
 )
 
-// retry tries a bodiless request that got no answer up to four times, resolving anew each time.
+// retry tries a bodiless request that got no answer again, resolving anew each time, until
+// 3 s have passed or 10 tries were made.
 type retry struct{ next http.RoundTripper }
 
 func (r retry) RoundTrip(req *http.Request) (*http.Response, error) {
+	giveUp := time.Now().Add(3 * time.Second)
 	resp, err := r.next.RoundTrip(req)
-	for try := 1; try < 4 && err != nil && req.Body == nil; try++ {
+	for try := 1; try < 10 && err != nil && req.Body == nil && time.Now().Before(giveUp); try++ {
 		resp, err = r.next.RoundTrip(req)
 	}
 	return resp, err
