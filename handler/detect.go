@@ -73,8 +73,8 @@ func (s sources) detect(r *http.Request, body []byte) (source, error) {
 	return nil, badRequest("unrecognised webhook: no sender header and no known body shape; %s", expected)
 }
 
-// signer is the kind that signs its body which h says sent the request, or nil. These kinds
-// are the ones that set headers of their own.
+// signer is the sender kind h names by a header of its own (Gitea or Forgejo, GitHub, Standard
+// Webhooks), or nil; every such kind signs the body.
 func (s sources) signer(h http.Header) source {
 	switch {
 	case h.Get("X-Gitea-Event") != "" || h.Get("X-Forgejo-Event") != "":

@@ -96,6 +96,8 @@ func NewServer(cfg Config, d Deployer, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg, d, log)
 	srcs := newSources(cfg)
+	// A webhook no sender's check could admit, whatever its body: protect refuses it unread
+	// from an address that is rate-limited.
 	hopeless := func(r *http.Request) bool {
 		return r.Method == http.MethodPost && r.URL.Path == "/webhook" && !srcs.mayAdmit(r)
 	}
