@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -380,8 +381,9 @@ func (l *failureLimiter) makeRoom(now time.Time) {
 // pending counts the requests not yet authenticated, per address and in total. A request past
 // its address's bound waits for one of that address's places, up to wait: registries deliver
 // many customers' webhooks from a few addresses, and a burst of genuine deliveries must be
-// answered a little later, not refused (Docker Hub never retries). Bounds stay hard: at most
-// waitersPerPlace×perClient wait per address, and past the total bound refusal is immediate.
+// answered a little later, not refused (Docker Hub never retries). A released place goes to
+// the address's longest waiter. Bounds stay hard: at most waitersPerPlace×perClient wait per
+// address, and past the total bound refusal is immediate.
 type pending struct {
 	mu        sync.Mutex
 	perClient int
@@ -394,69 +396,64 @@ type pending struct {
 // waitersPerPlace bounds how many requests of one address may wait per pending place it has.
 const waitersPerPlace = 4
 
-// clientPending is one address's share of pending: places held, requests waiting for one, and
-// the channel closed (then dropped) when one of its places frees up.
+// clientPending is one address's share: the places it holds, and its waiters in arrival order,
+// each woken by the place handed to it.
 type clientPending struct {
-	held, waiting int
-	freed         chan struct{}
+	held    int
+	waiters []chan struct{}
 }
 
 func newPending(perClient, total int, wait time.Duration) *pending {
 	return &pending{perClient: perClient, total: total, wait: wait, clients: map[netip.Addr]*clientPending{}}
 }
 
-// acquire takes a place for key, waiting for one of key's own places when it holds its bound;
+// acquire takes a place for key, waiting for one of key's own when it holds its bound;
 // perClient tells which bound refused it.
 func (p *pending) acquire(ctx context.Context, key netip.Addr) (ok, perClient bool) {
-	var expired <-chan time.Time
+	p.mu.Lock()
+	c := p.clients[key]
+	if c == nil {
+		c = &clientPending{}
+		p.clients[key] = c
+	}
+	switch {
+	case c.held < p.perClient && p.count < p.total:
+		c.held++
+		p.count++
+		p.mu.Unlock()
+		return true, false
+	case c.held < p.perClient:
+		p.forget(key, c)
+		p.mu.Unlock()
+		return false, false
+	case len(c.waiters) >= waitersPerPlace*p.perClient:
+		p.mu.Unlock()
+		return false, true
+	}
+	handed := make(chan struct{}, 1)
+	c.waiters = append(c.waiters, handed)
+	p.mu.Unlock()
+
+	timer := time.NewTimer(p.wait)
+	defer timer.Stop()
+	select {
+	case <-handed:
+		return true, false
+	case <-timer.C:
+	case <-ctx.Done():
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for {
-		c := p.clients[key]
-		if c == nil {
-			c = &clientPending{}
-			p.clients[key] = c
-		}
-		if c.held < p.perClient {
-			if p.count >= p.total {
-				p.forget(key, c)
-				return false, false
-			}
-			c.held++
-			p.count++
-			return true, false
-		}
-		if c.waiting >= waitersPerPlace*p.perClient {
-			return false, true
-		}
-		if c.freed == nil {
-			c.freed = make(chan struct{})
-		}
-		freed := c.freed
-		if expired == nil {
-			t := time.NewTimer(p.wait)
-			defer t.Stop()
-			expired = t.C
-		}
-		c.waiting++
-		p.mu.Unlock()
-		gaveUp := false
-		select {
-		case <-freed:
-		case <-expired:
-			gaveUp = true
-		case <-ctx.Done():
-			gaveUp = true
-		}
-		p.mu.Lock()
-		c.waiting--
-		if gaveUp {
-			p.forget(key, c)
-			return false, true
-		}
+	select {
+	case <-handed: // handed over while giving up: keep it
+		return true, false
+	default:
 	}
+	c.waiters = slices.DeleteFunc(c.waiters, func(w chan struct{}) bool { return w == handed })
+	return false, true
 }
 
+// release gives key's place to its longest waiter, or frees it.
 func (p *pending) release(key netip.Addr) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -464,19 +461,20 @@ func (p *pending) release(key netip.Addr) {
 	if c == nil {
 		return
 	}
+	if len(c.waiters) > 0 {
+		c.waiters[0] <- struct{}{}
+		c.waiters = c.waiters[1:]
+		return
+	}
 	p.count--
 	c.held--
-	if c.freed != nil {
-		close(c.freed) // every waiter looks again; one of them takes the place
-		c.freed = nil
-	}
 	p.forget(key, c)
 }
 
 // forget drops key's entry once it holds and awaits nothing, so the table stays as small as
 // what is pending.
 func (p *pending) forget(key netip.Addr, c *clientPending) {
-	if c.held <= 0 && c.waiting == 0 {
+	if c.held <= 0 && len(c.waiters) == 0 {
 		delete(p.clients, key)
 	}
 }

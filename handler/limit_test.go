@@ -358,8 +358,9 @@ func TestConcurrencyQueue(t *testing.T) {
 }
 
 // TestPendingWaitsForItsAddress: a request past its address's pending bound waits for one of
-// that address's places and gets it when one is released; at most 4 per place wait, the rest
-// are refused at once; a waiter whose time or request ends is refused; nothing is left behind.
+// that address's places and is handed it when one is released; at most 4 per place wait, the
+// rest are refused at once; a waiter whose time or request ends is refused; nothing is left
+// behind.
 func TestPendingWaitsForItsAddress(t *testing.T) {
 	ctx := context.Background()
 	a := netip.MustParseAddr("192.0.2.1")
@@ -378,7 +379,7 @@ func TestPendingWaitsForItsAddress(t *testing.T) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if c := p.clients[a]; c != nil {
-			return c.waiting
+			return len(c.waiters)
 		}
 		return 0
 	}
