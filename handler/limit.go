@@ -33,7 +33,8 @@ type Limits struct {
 	MaxConcurrent int
 	// QueueWait is how long an authenticated request past MaxConcurrent waits for a slot
 	// before it is refused with 503; at most 4×MaxConcurrent wait at once. 5s when 0. A
-	// registry's burst of valid pushes is answered a little later, not refused.
+	// registry's burst of valid pushes is answered a little later, not refused. A request
+	// past PendingPerClient waits as long for a pending place.
 	QueueWait time.Duration
 	// BodyTimeout bounds the reading of a request's body, which happens before the request
 	// is authenticated or takes a slot; 5s when 0.
