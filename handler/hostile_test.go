@@ -47,12 +47,12 @@ func slowBody(t *testing.T, srvURL, ip string) (stop func(wait time.Duration) in
 // from each of 72 addresses, 8 more from one address) and a wrong-secret flood from two other
 // addresses run while genuine Docker Hub deliveries arrive from a third: every genuine one is
 // answered 202 and /healthz 200, the flood only 401/429, and the ninth slow body from one
-// address 503 after waiting QueueWait for a place (each address holds at most 8
-// unauthenticated requests).
+// address 503 after waiting QueueWait for a place (with 80 of MaxPending 120 places taken,
+// over half, each address holds at most 8 unauthenticated requests).
 func TestSlowBodiesNeverCostAGenuineDelivery(t *testing.T) {
 	d := &recordingDeployer{}
 	var logs deployertest.Log
-	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{AuthBurst: 5, AuthRefill: time.Hour, BodyTimeout: time.Minute, QueueWait: 200 * time.Millisecond}}
+	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{AuthBurst: 5, AuthRefill: time.Hour, BodyTimeout: time.Minute, QueueWait: 200 * time.Millisecond, MaxPending: 120}}
 	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.NewTextHandler(&logs, nil))))
 	defer srv.Close()
 	body := string(fixture(t, "dockerhub-push.json"))

@@ -39,9 +39,10 @@ type Limits struct {
 	// BodyTimeout bounds the reading of a request's body, which happens before the request
 	// is authenticated or takes a slot; 5s when 0.
 	BodyTimeout time.Duration
-	// PendingPerClient bounds one address's requests not yet authenticated; 8 when 0. One
-	// past it waits up to QueueWait for a place of its address (at most 4×PendingPerClient
-	// wait), so a registry's burst from its few addresses is answered late, not refused.
+	// PendingPerClient bounds one address's requests not yet authenticated once half of
+	// MaxPending is taken; 8 when 0. One past it waits up to QueueWait for a place of its
+	// address (at most 4×PendingPerClient wait), so a registry's burst from its few
+	// addresses is answered, late at worst, not refused.
 	PendingPerClient int
 	// MaxPending bounds the requests not yet authenticated, all addresses together;
 	// 16×MaxConcurrent when 0.
@@ -103,9 +104,9 @@ func (e busyError) Error() string {
 //     when hopeless(r) says no credential it carries could pass: reading and parsing the body
 //     is most of what a flood costs, and such a request fails whatever its body says. One that
 //     could pass goes on, because a genuine sender may share the flooded address;
-//  3. a pending place: an address may have PendingPerClient requests not yet authenticated
-//     (one more waits up to QueueWait for a place of its address), everyone together
-//     MaxPending;
+//  3. a pending place: everyone together may have MaxPending requests not yet
+//     authenticated, and once half of them are taken an address PendingPerClient (one more
+//     waits up to QueueWait for a place of its address);
 //  4. the body, read whole under BodyTimeout, so a slow sender holds only its own pending
 //     place and never a slot;
 //  5. the route checks the credential and calls admit: a valid one leaves the pending place
@@ -379,12 +380,14 @@ func (l *failureLimiter) makeRoom(now time.Time) {
 	}
 }
 
-// pending counts the requests not yet authenticated, per address and in total. A request past
-// its address's bound waits for one of that address's places, up to wait: registries deliver
-// many customers' webhooks from a few addresses, and a burst of genuine deliveries must be
-// answered a little later, not refused (Docker Hub never retries). A released place goes to
-// the address's longest waiter. Bounds stay hard: at most waitersPerPlace×perClient wait per
-// address, and past the total bound refusal is immediate.
+// pending counts the requests not yet authenticated, per address and in total. Registries
+// deliver many customers' webhooks from a few addresses, and a burst of genuine deliveries
+// must be answered, not refused (Docker Hub never retries), so the per-address bound holds
+// only once half the places are taken: until then one address may take any free place, and
+// it can never take more than half while others want theirs. Past its bound, a request waits
+// for one of its address's places, up to wait, and a released place goes to the address's
+// longest waiter. Bounds stay hard: at most waitersPerPlace×perClient wait per address, and
+// past the total bound refusal is immediate.
 type pending struct {
 	mu        sync.Mutex
 	perClient int
@@ -418,15 +421,15 @@ func (p *pending) acquire(ctx context.Context, key netip.Addr) (ok, perClient bo
 		p.clients[key] = c
 	}
 	switch {
-	case c.held < p.perClient && p.count < p.total:
+	case p.count >= p.total:
+		p.forget(key, c)
+		p.mu.Unlock()
+		return false, false
+	case c.held < p.perClient || p.count < p.total/2:
 		c.held++
 		p.count++
 		p.mu.Unlock()
 		return true, false
-	case c.held < p.perClient:
-		p.forget(key, c)
-		p.mu.Unlock()
-		return false, false
 	case len(c.waiters) >= waitersPerPlace*p.perClient:
 		p.mu.Unlock()
 		return false, true

@@ -357,14 +357,29 @@ func TestConcurrencyQueue(t *testing.T) {
 	}
 }
 
-// TestPendingWaitsForItsAddress: a request past its address's pending bound waits for one of
-// that address's places and is handed it when one is released; at most 4 per place wait, the
-// rest are refused at once; a waiter whose time or request ends is refused; nothing is left
-// behind.
+// TestPendingWaitsForItsAddress: while half the pending places are free an address may take
+// any of them; past that, a request beyond its address's bound waits for one of that
+// address's places and is handed it when one is released; at most 4 per place wait, the rest
+// are refused at once; a waiter whose time or request ends is refused; nothing is left behind.
 func TestPendingWaitsForItsAddress(t *testing.T) {
 	ctx := context.Background()
 	a := netip.MustParseAddr("192.0.2.1")
-	p := newPending(1, 100, time.Hour)
+	// One address may take any free place while half the places are free.
+	free := newPending(1, 10, time.Millisecond)
+	for i := range 5 {
+		if ok, _ := free.acquire(ctx, a); !ok {
+			t.Fatalf("place %d of 10, the first %d taken by the same address: refused", i+1, i)
+		}
+	}
+	if ok, per := free.acquire(ctx, a); ok || !per {
+		t.Errorf("with half the places taken by one address, its next: %v, %v; want refused for its address", ok, per)
+	}
+	if ok, _ := free.acquire(ctx, netip.MustParseAddr("192.0.2.2")); !ok {
+		t.Error("another address was refused a free place")
+	}
+
+	// Half of 2 places taken: the address is held to its 1.
+	p := newPending(1, 2, time.Hour)
 	if ok, _ := p.acquire(ctx, a); !ok {
 		t.Fatal("a free place was refused")
 	}
@@ -403,7 +418,7 @@ func TestPendingWaitsForItsAddress(t *testing.T) {
 		t.Errorf("after every release: %d addresses, %d places still counted", len(p.clients), p.count)
 	}
 
-	short := newPending(1, 100, time.Millisecond)
+	short := newPending(1, 2, time.Millisecond)
 	short.acquire(ctx, a)
 	if ok, per := short.acquire(ctx, a); ok || !per {
 		t.Errorf("a waiter nobody released a place for: %v, %v; want refused", ok, per)
@@ -421,13 +436,27 @@ func TestPendingWaitsForItsAddress(t *testing.T) {
 }
 
 // TestBurstFromOneAddressIsAnsweredNotRefused: genuine deliveries from one address, more at
-// once than it may have unauthenticated (a registry delivers many customers' webhooks from one
-// address), are all accepted: the ones past the bound wait for a place instead of a 503.
+// once than PendingPerClient (a registry delivers many customers' webhooks from one address),
+// are all accepted, whether berth has free places (MaxPending 100) or half its places are
+// taken by slow bodies from elsewhere, when the ones past the bound wait for a place.
 func TestBurstFromOneAddressIsAnsweredNotRefused(t *testing.T) {
-	d := &recordingDeployer{}
-	cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{PendingPerClient: 2}}
-	srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.DiscardHandler)))
-	defer srv.Close()
+	for _, taken := range []int{0, 10} {
+		t.Run(fmt.Sprintf("%d of 20 places taken", taken), func(t *testing.T) {
+			d := &recordingDeployer{}
+			cfg := Config{DockerHub: Secrets{dockerHubURL}, Limits: Limits{PendingPerClient: 2, MaxPending: 20}}
+			srv := httptest.NewServer(NewServer(cfg, d, slog.New(slog.DiscardHandler)))
+			defer srv.Close()
+			for i := range taken {
+				stop := slowBody(t, srv.URL, "127.0.3."+strconv.Itoa(i+1))
+				defer stop(time.Millisecond)
+			}
+			sendBurst(t, srv, d)
+		})
+	}
+}
+
+// sendBurst sends 8 genuine deliveries from 127.0.0.5 at once and wants every one accepted.
+func sendBurst(t *testing.T, srv *httptest.Server, d *recordingDeployer) {
 	body := string(fixture(t, "dockerhub-push.json"))
 	const burst = 8
 	// Each delivery sends its headers and half its body, and the rest only once every one has
