@@ -241,6 +241,10 @@ func TestSendersAreTiedToTheirRegistries(t *testing.T) {
 		{Config{}, "dockerhub", "acme/web", strings.Repeat("a", 129), 400},
 		{Config{}, "standardwebhooks", "acme/web", "a/b", 400},
 		{Config{}, "dockerhub", "acme/web", "v1.2_rc-3", 0},
+		// Found by FuzzDetect: a Harbor resource_url of "/" was refused as "/ is on Docker Hub".
+		{Config{}, "harbor", "/", "0", 400},
+		{Config{}, "gitea", "acme//web", "1", 400},
+		{Config{}, "quay", "Acme/Web", "1", 400},
 	}
 	for _, c := range cases {
 		err := c.cfg.checkPush(c.source, deployer.Request{Repository: c.repo, Tag: c.tag})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/deployer"
 	"github.com/berth-dev/berth/deployer/fault"
+	"github.com/berth-dev/berth/deployer/registry"
 )
 
 // maxBody bounds a webhook body; real payloads are a few KiB.
@@ -262,6 +263,10 @@ func (c Config) checkPush(source string, req deployer.Request) error {
 	}
 	host := registryHost(req.Repository)
 	refuse := func(may string) error {
+		if _, err := registry.ParseRef(req.Repository); err != nil {
+			// Not a repository at all: say that, not which host it is not on.
+			return badRequest("repository %s is not an image repository: %v", quote(req.Repository), err)
+		}
 		shown := host
 		if shown == "" {
 			shown = "Docker Hub"
