@@ -552,12 +552,14 @@ func TestLimitedAddressIsRefusedUnread(t *testing.T) {
 	distH := fixtureHeaders(t, "distribution-push.headers.txt")
 	harborH := fixtureHeaders(t, "harbor-push.headers.txt")
 	ghH := fixtureHeaders(t, "ghcr-package-published.headers.txt")
-	hopeless := []struct {
+	// A named request: what post sends.
+	type named struct {
 		name   string
 		query  string
 		header http.Header
 		body   []byte
-	}{
+	}
+	hopeless := []named{
 		{"wrong URL secret", "?secret=guess", nil, dhBody},
 		{"no credential at all", "", nil, dhBody},
 		{"the Quay secret's neighbour", "?secret=" + quayURL + "x", nil, fixture(t, "quay-push.json")},
@@ -576,12 +578,7 @@ func TestLimitedAddressIsRefusedUnread(t *testing.T) {
 		t.Errorf("%d early refusals logged, want %d", n, len(hopeless))
 	}
 
-	genuine := []struct {
-		name   string
-		query  string
-		header http.Header
-		body   []byte
-	}{
+	genuine := []named{
 		{"dockerhub", "?secret=" + dockerHubURL, nil, dhBody},
 		{"quay", "?secret=" + quayURL, fixtureHeaders(t, "quay-push.headers.txt"), fixture(t, "quay-push.json")},
 		{"distribution", "", distH, fixture(t, "distribution-push.json")},
