@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -108,20 +104,16 @@ func (r *report) floorLine(w func(string, ...any)) {
 // health check ended) and the part of it spent in engine calls; the rest is berth's own work.
 type deploySplit struct{ span, engine time.Duration }
 
-// ownTimes reads berth's deploy records (STATE_DIR/deploys.jsonl) and splits each deployed
+// ownTimes reads berth's deploy records (its history in stateDir) and splits each deployed
 // one's path to its replacement into the engine's calls and berth's own work, by order.
 func ownTimes(stateDir string) (map[string][]deploySplit, error) {
-	f, err := os.Open(filepath.Join(stateDir, "deploys.jsonl"))
+	h, err := deployer.OpenHistory(stateDir, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	out := map[string][]deploySplit{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var rec deployer.Record
-		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec.Outcome != deployer.OutcomeDeployed {
+	for _, rec := range h.Records(0) {
+		if rec.Outcome != deployer.OutcomeDeployed {
 			continue
 		}
 		i := slices.IndexFunc(rec.Steps, func(s deployer.Step) bool { return s.Name == "health" })
@@ -141,7 +133,7 @@ func ownTimes(stateDir string) (map[string][]deploySplit, error) {
 		span := last.At.Add(last.Took).Sub(rec.Started)
 		out[order] = append(out[order], deploySplit{span: span, engine: engine})
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // floorPull pushes a fresh version for the floor's round, drops the engine's copy and times
